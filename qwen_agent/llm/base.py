@@ -1,0 +1,285 @@
+"""The `ChatModel` interface every backend implements, and the function-calling logic they all share.
+
+A backend only has to produce raw text (and, for servers with a tool parser, native tool calls) from a list of
+messages: `_stream_raw`, and optionally `_complete_raw` for a non-streaming request. Everything about tools lives
+here once, so every backend behaves the same:
+
+* ``prompted`` mode renders the tool schemas and the tool-call history into plain messages with a
+  `FunctionFormat` (nous / qwen / react), adds the format's stop words, optionally constrains decoding with the
+  format's grammar, and parses calls out of the reply leniently;
+* ``native`` mode sends the schemas to the server's own tool parser and, when the server returns no
+  ``tool_calls`` although the text holds one (vLLM's hermes parser with small Qwen models), parses the text itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qwen_agent.llm.errors import ModelError
+from qwen_agent.messages import Message, MessageLike, ToolCall, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
+from qwen_agent.prompting import get_format
+from qwen_agent.prompting.base import ParsedReply, StreamParser
+from qwen_agent.sync import run_sync, iterate_sync
+
+
+class SamplingParams(BaseModel):
+    """Generation settings. ``None`` means "the backend's default". ``extra_body`` goes verbatim to servers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    def merged(self, override: SamplingParams | None) -> SamplingParams:
+        """Fields set on ``override`` win; stop words and extra_body are combined."""
+        if override is None:
+            return self.model_copy(deep=True)
+        data = self.model_dump()
+        for key in override.model_fields_set:
+            data[key] = getattr(override, key)
+        data["stop"] = list(dict.fromkeys([*self.stop, *override.stop]))
+        data["extra_body"] = {**self.extra_body, **override.extra_body}
+        return SamplingParams(**data)
+
+
+class FunctionCalling(BaseModel):
+    """How tool calls are obtained from the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["prompted", "native"] = "prompted"
+    format: Literal["nous", "qwen", "react"] = "nous"
+    #: Constrain decoding to "a final answer or a valid call" (llama.cpp grammar; server support varies).
+    constrained: bool = False
+    parallel: bool = True
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: Prompt tokens served from the KV cache instead of being evaluated again (None when unknown).
+    cached_prompt_tokens: int | None = None
+
+
+class RawChunk(BaseModel):
+    """What a backend yields: a text delta; the final chunk carries finish reason, usage and native tool calls."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class ChatResponse(BaseModel):
+    message: Message
+    raw_text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    #: Things that looked like tool calls but could not be read; see `ParsedReply.errors`.
+    parse_errors: list[str] = Field(default_factory=list)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return self.message.tool_calls or []
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+
+class ChatDelta(BaseModel):
+    """One streaming event: visible text, reasoning text, or (last) the complete response."""
+
+    content: str = ""
+    reasoning: str = ""
+    response: ChatResponse | None = None
+
+
+class ChatModel(abc.ABC):
+    """Async-first chat model with tools. Sync wrappers: `chat`, `stream`."""
+
+    #: Backends whose server has its own tool parser (OpenAI-compatible servers) set this.
+    supports_native_tools: bool = False
+    #: Backends that accept a GBNF grammar for constrained decoding set this.
+    supports_grammar: bool = False
+
+    def __init__(
+        self,
+        *,
+        model: str = "",
+        params: SamplingParams | None = None,
+        function_calling: FunctionCalling | None = None,
+    ) -> None:
+        self.model = model
+        self.params = params or SamplingParams()
+        self.function_calling = function_calling or FunctionCalling()
+
+    # ---- backend hooks -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _stream_raw(
+        self,
+        messages: list[Message],
+        params: SamplingParams,
+        *,
+        tools: list[ToolSchema] | None = None,
+        grammar: str | None = None,
+    ) -> AsyncIterator[RawChunk]:
+        """Yield text deltas; the last chunk has finish_reason/usage and, in native mode, tool_calls."""
+
+    async def _complete_raw(
+        self,
+        messages: list[Message],
+        params: SamplingParams,
+        *,
+        tools: list[ToolSchema] | None = None,
+        grammar: str | None = None,
+    ) -> RawChunk:
+        """Non-streaming request. Default: collect the stream."""
+        text, reasoning, last = [], [], RawChunk()
+        async for chunk in self._stream_raw(messages, params, tools=tools, grammar=grammar):
+            text.append(chunk.text)
+            reasoning.append(chunk.reasoning)
+            last = chunk
+        return RawChunk(
+            text="".join(text),
+            reasoning="".join(reasoning),
+            tool_calls=last.tool_calls,
+            finish_reason=last.finish_reason,
+            usage=last.usage,
+        )
+
+    async def aclose(self) -> None:
+        """Release connections / model memory. Safe to call twice."""
+
+    # ---- public API ----------------------------------------------------------------------------------------
+    async def astream(
+        self,
+        messages: Iterable[MessageLike] | str,
+        tools: Iterable[ToolSchemaLike] | None = None,
+        *,
+        params: SamplingParams | None = None,
+        function_calling: FunctionCalling | None = None,
+    ) -> AsyncIterator[ChatDelta]:
+        """Stream a reply. Every delta holds displayable text; the last one holds the full `ChatResponse`."""
+        plan = self._plan(messages, tools, params, function_calling)
+        parser = plan.parser
+        text_parts: list[str] = []
+        last = RawChunk()
+        async for chunk in self._stream_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar):
+            text_parts.append(chunk.text)
+            if chunk.text:
+                delta = parser.feed(chunk.text)
+                if delta.content or delta.reasoning:
+                    yield ChatDelta(content=delta.content, reasoning=delta.reasoning)
+            if chunk.reasoning:
+                yield ChatDelta(reasoning=chunk.reasoning)
+            last = chunk
+        yield ChatDelta(response=self._finish(plan, parser.finish(), "".join(text_parts), last))
+
+    async def achat(
+        self,
+        messages: Iterable[MessageLike] | str,
+        tools: Iterable[ToolSchemaLike] | None = None,
+        *,
+        params: SamplingParams | None = None,
+        function_calling: FunctionCalling | None = None,
+    ) -> ChatResponse:
+        """One complete reply (a non-streaming request where the backend has one)."""
+        plan = self._plan(messages, tools, params, function_calling)
+        raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
+        parsed = plan.format_parse(raw.text)
+        return self._finish(plan, parsed, raw.text, raw)
+
+    def chat(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None = None,
+             **kwargs: Any) -> ChatResponse:
+        """Blocking `achat`."""
+        return run_sync(self.achat(messages, tools, **kwargs))
+
+    def stream(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None = None,
+               **kwargs: Any) -> Iterator[ChatDelta]:
+        """Blocking `astream`."""
+        return iterate_sync(self.astream(messages, tools, **kwargs))
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+    async def __aenter__(self) -> ChatModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- shared function-calling logic ---------------------------------------------------------------------
+    def _plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
+              params: SamplingParams | None, function_calling: FunctionCalling | None) -> _Plan:
+        msgs = as_messages(messages)
+        schemas = as_tool_schemas(tools)
+        p = self.params.merged(params)
+        fc = function_calling or self.function_calling
+        fmt = get_format(fc.format)
+        has_tool_history = any(m.role == "tool" or m.tool_calls for m in msgs)
+        native = fc.mode == "native" and self.supports_native_tools
+        grammar = None
+        if native:
+            # The server renders tools itself; our parser only reads calls it missed in the text.
+            return _Plan(msgs, p, schemas or None, None, fmt.stream_parser(schemas), schemas, fmt, native=True)
+        if schemas or has_tool_history:
+            rendered = fmt.render(msgs, schemas, parallel=fc.parallel)
+            p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
+            if fc.constrained and schemas:
+                if not self.supports_grammar:
+                    raise ModelError(
+                        f"{type(self).__name__} cannot constrain decoding with a grammar; "
+                        "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
+                    )
+                grammar = fmt.grammar(schemas, parallel=fc.parallel)
+            return _Plan(rendered, p, None, grammar, fmt.stream_parser(schemas), schemas, fmt, native=False)
+        return _Plan(msgs, p, None, None, fmt.stream_parser([]), [], fmt, native=False)
+
+    def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
+        # Native calls from the server win; otherwise whatever our lenient parser found in the text.
+        calls = list(last.tool_calls or []) or parsed.tool_calls
+        content = parsed.content
+        reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
+        message = Message.assistant(content or None, calls or None)
+        message.reasoning_content = reasoning
+        return ChatResponse(
+            message=message,
+            raw_text=raw_text,
+            finish_reason="tool_calls" if calls else last.finish_reason,
+            usage=last.usage,
+            model=self.model or None,
+            parse_errors=parsed.errors,
+        )
+
+
+class _Plan:
+    """The request to send and how to read its reply, decided once per call."""
+
+    def __init__(self, messages: list[Message], params: SamplingParams, native_tools: list[ToolSchema] | None,
+                 grammar: str | None, parser: StreamParser, tools: list[ToolSchema], fmt: Any, *, native: bool):
+        self.messages = messages
+        self.params = params
+        self.native_tools = native_tools
+        self.grammar = grammar
+        self.parser = parser
+        self.tools = tools
+        self.fmt = fmt
+        self.native = native
+
+    def format_parse(self, text: str) -> ParsedReply:
+        return self.fmt.parse(text, self.tools)
