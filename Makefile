@@ -1,0 +1,46 @@
+# One-command set-up: `make demo` runs the demo on the embedded model, `make test` runs every test.
+# Both create the virtualenv, install the project and fetch (and verify) the embedded model on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
+TEST_EXTRAS ?= local,dev
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv install-demo install-test model bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(BIN)/python
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[local]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[$(TEST_EXTRAS)]'
+	touch $@
+
+install-demo: $(VENV)/.demo-installed
+install-test: $(VENV)/.test-installed
+
+model: install-demo
+	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b
+
+demo: install-demo model
+	$(BIN)/python examples/quickstart.py
+
+test: install-test
+	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b
+	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
+
+bench: install-test model
+	$(BIN)/python benchmarks/bench_agent_overhead.py
+	$(BIN)/python benchmarks/bench_embedded_model.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,116 @@
+"""Tool-call success of the embedded model on our own task set, for each prompt format, with and without
+constrained decoding.
+
+A task with an expected tool counts as a success when the first call names that tool, its arguments validate
+against the tool's JSON schema and contain the expected values (strings: case-insensitive substring; numbers:
+equal). A task without an expected tool succeeds when the reply makes no call. Figures are printed, not asserted.
+
+    python benchmarks/bench_tool_calling.py [--limit N] [--formats nous,qwen,react] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from qwen_agent.llm.base import FunctionCalling, SamplingParams
+from qwen_agent.llm.llamacpp import LlamaCpp
+from qwen_agent.messages import Message, ToolSchema
+
+DATA = Path(__file__).parent / "data" / "tool_tasks.json"
+
+
+def args_match(actual: dict[str, Any], expected: dict[str, Any]) -> bool:
+    for key, want in expected.items():
+        got = actual.get(key)
+        if isinstance(want, str):
+            if not isinstance(got, str) or want.lower() not in got.lower():
+                return False
+        elif isinstance(want, (int, float)):
+            try:
+                if abs(float(got) - float(want)) > 1e-9:
+                    return False
+            except (TypeError, ValueError):
+                return False
+    return True
+
+
+def schema_valid(schema: dict[str, Any], args: dict[str, Any]) -> bool:
+    """Required keys present, no unknown keys, enum values respected, basic types right."""
+    props = schema.get("properties", {})
+    if any(k not in args for k in schema.get("required", [])) or any(k not in props for k in args):
+        return False
+    types = {"string": str, "integer": int, "number": float, "boolean": bool}
+    for key, value in args.items():
+        p = props[key]
+        if "enum" in p and value not in p["enum"]:
+            return False
+        t = types.get(p.get("type", ""))
+        if t is not None:
+            try:
+                TypeAdapter(t).validate_python(value, strict=t is not float)
+            except Exception:  # noqa: BLE001 - any validation failure is a miss
+                return False
+    return True
+
+
+async def run_config(model: LlamaCpp, tools: list[ToolSchema], tasks: list[dict], fmt: str, constrained: bool):
+    fc = FunctionCalling(mode="prompted", format=fmt, constrained=constrained)
+    params = SamplingParams(temperature=0.0, max_tokens=160, seed=0)
+    by_name = {t.name: t for t in tools}
+    ok = parsed_calls = 0
+    latencies = []
+    failures = []
+    for task in tasks:
+        t0 = time.perf_counter()
+        resp = await model.achat([Message.user(task["request"])], tools, params=params, function_calling=fc)
+        latencies.append(time.perf_counter() - t0)
+        calls = resp.tool_calls
+        parsed_calls += bool(calls)
+        want = task["expected_tool"]
+        if want is None:
+            good = not calls
+        else:
+            good = bool(calls) and calls[0].name == want and schema_valid(by_name[want].parameters, calls[0].arguments) \
+                and args_match(calls[0].arguments, task["expected_args"])
+        ok += good
+        if not good:
+            failures.append((task["id"], resp.raw_text[:120].replace("\n", "\\n")))
+    return ok, parsed_calls, statistics.median(latencies), failures
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--formats", default="nous,qwen,react")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--show-failures", action="store_true")
+    a = ap.parse_args()
+    data = json.loads(DATA.read_text())
+    tools = [ToolSchema(**t) for t in data["tools"]]
+    tasks = data["tasks"][: a.limit or None]
+    n_call = sum(t["expected_tool"] is not None for t in tasks)
+    model = LlamaCpp(model_path=a.model, n_ctx=4096)
+    print(f"{len(tasks)} tasks ({n_call} need a call, {len(tasks) - n_call} need none), model {model.model}")
+    print(f"{'format':8} {'constrained':11} {'success':>12} {'calls seen':>10} {'p50 s':>6}")
+    for fmt in a.formats.split(","):
+        for constrained in (False, True):
+            ok, seen, p50, failures = await run_config(model, tools, tasks, fmt, constrained)
+            print(f"{fmt:8} {str(constrained):11} {ok:>4}/{len(tasks)} {ok / len(tasks):5.0%} {seen:>10} {p50:6.2f}")
+            if a.show_failures:
+                for tid, raw in failures:
+                    print(f"    miss #{tid}: {raw}")
+            sys.stdout.flush()
+    await model.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,85 @@
+"""What an agent run reports while it works (streamed events) and what it returns at the end (AgentResult)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, Field
+
+from qwen_agent.llm.base import ChatResponse, Usage
+from qwen_agent.messages import Message, ToolCall
+from qwen_agent.tools.base import ToolOutput
+
+
+class TextDelta(BaseModel):
+    """Visible answer text as the model writes it (tool-call syntax is never in here)."""
+
+    type: Literal["text"] = "text"
+    step: int
+    content: str
+
+
+class ReasoningDelta(BaseModel):
+    """Text from a ``<think>`` block or a server's reasoning channel."""
+
+    type: Literal["reasoning"] = "reasoning"
+    step: int
+    content: str
+
+
+class ToolCallStarted(BaseModel):
+    type: Literal["tool_started"] = "tool_started"
+    step: int
+    call: ToolCall
+
+
+class ToolCallFinished(BaseModel):
+    type: Literal["tool_finished"] = "tool_finished"
+    step: int
+    call: ToolCall
+    output: ToolOutput
+    elapsed_s: float
+
+
+class StepFinished(BaseModel):
+    """One model reply is complete (before its tool calls run)."""
+
+    type: Literal["step"] = "step"
+    step: int
+    response: ChatResponse
+    elapsed_s: float
+
+
+class FinalAnswer(BaseModel):
+    type: Literal["final"] = "final"
+    result: AgentResult
+
+
+AgentEvent = Annotated[
+    Union[TextDelta, ReasoningDelta, ToolCallStarted, ToolCallFinished, StepFinished, FinalAnswer],
+    Field(discriminator="type"),
+]
+
+StopReason = Literal["answer", "max_steps", "model_error"]
+
+
+class AgentResult(BaseModel):
+    """The outcome of a run: the answer and the full transcript (input messages included) as messages."""
+
+    answer: str
+    messages: list[Message]
+    steps: int
+    stop_reason: StopReason
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call the model made, in order."""
+        return [c for m in self.messages if m.role == "assistant" for c in (m.tool_calls or [])]
+
+    def to_openai(self) -> list[dict]:
+        return [m.to_openai() for m in self.messages]
+
+
+FinalAnswer.model_rebuild()

@@ -1,0 +1,7 @@
+"""`python -m qwen_agent.cli`."""
+
+import sys
+
+from qwen_agent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The CLI's sub-commands: `run`, `chat`, `models pull|list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from qwen_agent.cli.backend import add_model_options, build_model
+from qwen_agent.cli.render import EventPrinter
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run one task with the agent and print the answer")
+    run.add_argument("task", help="what to do")
+    _agent_options(run)
+    run.add_argument("--json", action="store_true", help="print the transcript as OpenAI-style JSON messages")
+    run.set_defaults(handler=cmd_run)
+
+    chat = sub.add_parser("chat", help="interactive chat with tools (streams; /reset, /exit)")
+    _agent_options(chat)
+    chat.set_defaults(handler=cmd_chat)
+
+    models = sub.add_parser("models", help="download and list the embedded models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    pull = msub.add_parser("pull", help="download, assemble and verify a model (hash-checked)")
+    pull.add_argument("names", nargs="*", help="catalogue names (default: the default model)")
+    pull.add_argument("--verify", action="store_true", help="re-hash a model that is already present")
+    pull.set_defaults(handler=cmd_models_pull)
+    lst = msub.add_parser("list", help="show the catalogue and what is present")
+    lst.set_defaults(handler=cmd_models_list)
+
+
+def _agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tool", "-t", action="append", default=[], dest="tools",
+                   help="a built-in tool to enable (repeatable), e.g. calculator, current_time")
+    p.add_argument("--system", default=None, help="system prompt")
+    p.add_argument("--max-steps", type=int, default=8)
+    p.add_argument("--show-reasoning", action="store_true", help="show <think> text")
+    add_model_options(p)
+
+
+def _make_agent(args: argparse.Namespace):  # -> Agent (imported lazily: keeps `models list` fast)
+    from qwen_agent.agents import Agent
+
+    return Agent(build_model(args), tools=args.tools, system=args.system, max_steps=args.max_steps)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from qwen_agent.agents import FinalAnswer
+
+    agent = _make_agent(args)
+    printer = EventPrinter(console, show_reasoning=args.show_reasoning)
+    result = None
+    try:
+        for event in agent.stream(args.task):
+            if not args.json:
+                printer(event)
+            if isinstance(event, FinalAnswer):
+                result = event.result
+    finally:
+        agent.close()
+    assert result is not None
+    if args.json:
+        # Plain stdout, not rich: rich would wrap long lines inside JSON strings.
+        sys.stdout.write(json.dumps(result.to_openai(), ensure_ascii=False, indent=2) + "\n")
+    return 1 if result.stop_reason == "model_error" else 0
+
+
+def cmd_chat(args: argparse.Namespace, console: Console) -> int:
+    from qwen_agent.agents import FinalAnswer
+    from qwen_agent.messages import Message
+
+    agent = _make_agent(args)
+    printer = EventPrinter(console, show_reasoning=args.show_reasoning)
+    history: list[Message] = []
+    tools = ", ".join(args.tools) or "none"
+    console.print(f"[dim]qwen-agent chat — tools: {escape(tools)} — /reset clears, /exit or Ctrl-D quits[/]")
+    try:
+        while True:
+            try:
+                line = console.input("[bold]you> [/]").strip()
+            except EOFError:
+                console.print()
+                return 0
+            if not line:
+                continue
+            if line in ("/exit", "/quit"):
+                return 0
+            if line == "/reset":
+                history = []
+                console.print("[dim]history cleared[/]")
+                continue
+            console.print("[bold magenta]agent>[/] ", end="")
+            for event in agent.stream([*history, Message.user(line)]):
+                printer(event)
+                if isinstance(event, FinalAnswer):
+                    # On a model error the user turn stays out of history; the user can simply retry.
+                    if event.result.stop_reason != "model_error":
+                        history = event.result.messages
+    finally:
+        agent.close()
+
+
+def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from qwen_agent.llm import model_store
+
+    names = args.names or [model_store.DEFAULT_MODEL]
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=True) as progress:
+        for name in names:
+            task = progress.add_task(f"{name}", total=None)
+
+            def report(p: model_store.PullProgress, _task=task, _name=name) -> None:
+                progress.update(_task, completed=p.done, total=p.total, description=f"{_name}: {p.stage} {p.item}")
+
+            path = model_store.pull(name, progress=report, verify=args.verify)
+            console.print(f"[green]✓[/] {escape(name)} → {escape(str(path))}", highlight=False)
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace, console: Console) -> int:
+    from qwen_agent.llm import model_store
+
+    table = Table("name", "present", "size", "path", title="embedded models")
+    for info in model_store.list_models():
+        size = f"{info.size / 1e6:,.0f} MB" if info.size else "-"
+        name = f"{info.name} (default)" if info.default else info.name
+        table.add_row(name, ("verified" if info.verified else "yes") if info.present else "no", size, str(info.path))
+    console.print(table, soft_wrap=True)
+    for info in model_store.list_models():
+        console.print(f"[dim]{escape(info.name)}: {escape(info.description)}[/]", highlight=False)
+    return 0
