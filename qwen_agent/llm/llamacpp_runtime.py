@@ -1,0 +1,188 @@
+"""Loading llama-cpp-python safely: OpenMP waits, a crash-prone buffer type, KV-cache metering, grammar checks.
+
+Everything here works around or measures a behaviour of llama-cpp-python 0.3.36 / llama.cpp itself; the
+`LlamaCpp` backend (llamacpp.py) only calls these functions from its worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from qwen_agent.llm.errors import ModelError, ModelRequestError
+
+_load_patch_lock = threading.Lock()
+
+
+def import_llama_cpp() -> ModuleType:
+    """Import llama_cpp with OpenMP told to sleep, not spin, at its barriers.
+
+    llama.cpp's CPU backend runs its threads through OpenMP, whose workers spin while waiting at the hundreds of
+    barriers of each token. When the cores are shared (CI, a laptop compiling, a sandboxed kernel running),
+    spinning threads starve each other: on 2 busy cores one reply took 97 s spinning and 6 s sleeping. libgomp
+    reads OMP_WAIT_POLICY once, when llama_cpp loads it; the variable is set only for that moment (a user's own
+    value wins) so other OpenMP libraries loaded later (torch) keep their defaults.
+    """
+    if "llama_cpp" in sys.modules:
+        return sys.modules["llama_cpp"]
+    added = "OMP_WAIT_POLICY" not in os.environ
+    if added:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ModelError("the embedded backend needs llama-cpp-python: pip install 'llama-cpp-python==0.3.36'") \
+            from exc
+    finally:
+        if added:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    return llama_cpp
+
+
+class CallStats:
+    """Filled by the metered `generate` during one request: what the prompt cost and what came out."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens: int | None = None
+        self.completion_tokens = 0
+
+
+@functools.cache
+def metered_llama_class() -> type:
+    """A `Llama` that counts the tokens it really evaluates, to report what the KV cache spared.
+
+    Llama.generate keeps the longest common prefix of the previous tokens in the KV cache and passes only the
+    rest to `eval`; every generated token goes through `eval` too. Counting eval'd tokens until the first token
+    is sampled (all prompt evaluation is done by then, no generated token yet) gives the prompt tokens evaluated;
+    the remainder of the prompt came from the cache. The figures land in ``llm.stats`` (a `CallStats`).
+    """
+    llama_cpp = import_llama_cpp()
+
+    class MeteredLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]
+        stats = CallStats()
+        evaluated = 0
+
+        def eval(self, tokens):  # type: ignore[no-untyped-def]
+            self.evaluated += len(tokens)
+            return super().eval(tokens)
+
+        def generate(self, tokens, *args, **kwargs):  # type: ignore[no-untyped-def]
+            tokens = list(tokens)
+            stats = self.stats = CallStats()
+            stats.prompt_tokens = len(tokens)
+            before = self.evaluated
+            inner = super().generate(tokens, *args, **kwargs)
+            vocab = self._model.vocab
+
+            def measure() -> None:
+                if stats.cached_prompt_tokens is None:
+                    stats.cached_prompt_tokens = max(0, len(tokens) - (self.evaluated - before))
+
+            def metered():  # type: ignore[no-untyped-def]
+                sent = None
+                try:
+                    while True:
+                        try:
+                            token = inner.send(sent)
+                        except StopIteration:
+                            return
+                        measure()
+                        if not llama_cpp.llama_vocab_is_eog(vocab, token):  # counted like llama.cpp's usage
+                            stats.completion_tokens += 1
+                        sent = yield token
+                finally:
+                    measure()
+                    inner.close()
+
+            return metered()
+
+    return MeteredLlama
+
+
+def load_llama(path: Path, *, extra_buffer_types: bool, **kwargs: Any) -> Any:
+    """Construct a metered `Llama`; a file llama.cpp refuses becomes a `ModelError` instead of a traceback.
+
+    ``extra_buffer_types=False`` turns off llama.cpp's weight-repacking buffers (AMX, CPU repack): on virtual
+    machines that advertise AMX the AMX path crashed the process with a segfault at the first decode, and the
+    quantisations we ship gain little from repacking. Llama() builds its model params from
+    llama_model_default_params() and loads at once, with no argument for this, so the default is patched for
+    the duration of the construction only.
+    """
+    cls = metered_llama_class()
+    llama_module = sys.modules["llama_cpp.llama"]
+    with _load_patch_lock:
+        original = llama_module.llama_cpp.llama_model_default_params
+
+        def default_params() -> Any:
+            params = original()
+            params.use_extra_bufts = extra_buffer_types
+            return params
+
+        llama_module.llama_cpp.llama_model_default_params = default_params
+        try:
+            return cls(model_path=str(path), **kwargs)
+        except ValueError as exc:
+            raise ModelError(f"llama.cpp could not load {path} ({exc}): it is not a valid GGUF model or is "
+                             "damaged. Download it again (`qwen-agent models pull NAME` for a catalogue model)") \
+                from exc
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = original
+
+
+def checked_grammar(llm: Any, text: str) -> Any:
+    """A `LlamaGrammar` for GBNF ``text``, parsed by llama.cpp first.
+
+    llama-cpp-python hands the grammar to llama.cpp unchecked, and a grammar that fails to parse becomes a null
+    sampler that crashes the process; parsing it once here turns that into a readable `ModelRequestError`.
+    """
+    llama_cpp = import_llama_cpp()
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        raise ModelRequestError("llama.cpp could not parse the GBNF grammar (it needs a `root` rule); grammar starts "
+                                f"with: {text[:200]!r}")
+    llama_cpp.llama_sampler_free(sampler)
+    return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+
+
+def perf_counters(llm: Any) -> Any:
+    """llama.cpp's cumulative evaluation counters for ``llm``'s context (llama_perf_context_data)."""
+    return import_llama_cpp().llama_perf_context(llm._ctx.ctx)
+
+
+_SENTINEL = "\ue000qwen-agent-continue\ue000"
+
+
+def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
+    """The prompt, rendered with the GGUF's own chat template, that ends *inside* the final assistant message.
+
+    llama-cpp-python's chat API always opens a new assistant turn after the last message; to continue a given
+    assistant prefix (answer prefill) we render the template ourselves without a generation prompt and cut the
+    text where the prefix ends. Rendering with the same template and tokenizer keeps the KV-cache prefix valid.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelRequestError("this GGUF has no chat template, so an assistant message cannot be continued")
+    cache = llm.__dict__.setdefault("_qwen_agent_continuation", {})
+    formatter = cache.get(template)
+    if formatter is None:
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                        add_generation_prompt=False)
+        cache[template] = formatter
+    last = dict(messages[-1])
+    last["content"] = (last.get("content") or "") + _SENTINEL
+    prompt = formatter(messages=[*messages[:-1], last]).prompt
+    cut = prompt.find(_SENTINEL)
+    if cut < 0:
+        raise ModelRequestError("the chat template dropped the final assistant message; it cannot be continued")
+    return prompt[:cut]
