@@ -41,6 +41,9 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+INTERVALS: dict[str, tuple[float, float]] = {}
+
+
 @tool
 def slow_echo(text: str, seconds: float = 0.3) -> str:
     """Echo text after sleeping (a blocking, synchronous tool).
@@ -49,7 +52,9 @@ def slow_echo(text: str, seconds: float = 0.3) -> str:
         text: what to echo
         seconds: how long to block
     """
+    start = time.perf_counter()
     time.sleep(seconds)
+    INTERVALS[text] = (start, time.perf_counter())
     return text
 
 
@@ -119,10 +124,9 @@ async def test_parallel_calls_run_concurrently_and_feed_back_in_call_order(serve
         ScriptedReply.text("done"),
     )
     agent = agent_for(server)
-    started = time.perf_counter()
     events = [e async for e in agent.astream("go")]
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.45 + 0.3, f"calls did not overlap: {elapsed:.2f}s for 0.5s of sequential sleeping"
+    (s1, e1), (s2, e2) = INTERVALS["first"], INTERVALS["second"]
+    assert s2 < e1 and s1 < e2, "the two blocking calls did not run at the same time"
     finished = [e for e in events if isinstance(e, ToolCallFinished)]
     assert finished[-1].call.arguments.get("text") == "first", "events should report calls as they finish"
     result = events[-1].result
@@ -247,3 +251,52 @@ async def test_concurrent_agent_sessions_share_one_model(server: ScriptedServer)
     results = await asyncio.gather(*(agent.arun(f"q{i}") for i in range(8)))
     assert [r.answer for r in results] == ["answer"] * 8
     await agent.aclose()
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_model_is_asked_for_the_answer(server: ScriptedServer) -> None:
+    counter = {"n": 0}
+
+    @tool
+    def tick(label: str) -> str:
+        """Count calls.
+
+        Args:
+            label: any label
+        """
+        counter["n"] += 1
+        return f"tick {counter['n']}"
+
+    server.script(
+        ScriptedReply(tool_calls=[{"name": "tick", "arguments": {"label": "a"}},
+                                  {"name": "tick", "arguments": {"label": "a"}}]),
+        ScriptedReply.call("tick", {"label": "a"}),  # the loop small models fall into
+        ScriptedReply.text("It ticked once."),
+    )
+    agent = agent_for(server, tools=[tick])
+    events = [e async for e in agent.astream("tick")]
+    result = events[-1].result
+    assert counter["n"] == 1, "identical calls must run once"
+    assert len(result.messages[1].tool_calls) == 1, "duplicates within one reply are dropped"
+    assert result.answer == "It ticked once." and result.stop_reason == "answer"
+    assert [m.role for m in result.messages] == ["user", "assistant", "tool", "assistant"], "repeat not kept"
+    assert [e.discarded for e in events if isinstance(e, StepFinished)] == [False, True, False]
+    third = server.chat_requests[2].body
+    assert third.get("tool_choice") == "none", "native mode asks the server for an answer without calls"
+    # Prompted mode over a server that cannot continue an assistant message: an instruction to answer now.
+    server.script(ScriptedReply.text('{"name": "tick", "arguments": {"label": "b"}}'),
+                  ScriptedReply.text('{"name": "tick", "arguments": {"label": "b"}}'),
+                  ScriptedReply.text('{"name": "tick", "arguments": {"label": "c"}} Done.'))
+    prompted = agent_for(server, PROMPTED, tools=[tick])
+    result = await prompted.arun("tick b")
+    assert counter["n"] == 2
+    last_request = server.chat_requests[-1].body["messages"]
+    assert last_request[-1]["role"] == "user" and "Do not call a tool" in last_request[-1]["content"]
+    assert result.tool_calls[-1].arguments == {"label": "b"}, "calls written in answer mode are not executed"
+    # Opting out runs every call.
+    server.script(ScriptedReply.call("tick", {"label": "a"}), ScriptedReply.call("tick", {"label": "a"}),
+                  ScriptedReply.text("done"))
+    again = agent_for(server, tools=[tick], answer_on_repeat=False)
+    await again.arun("tick")
+    assert counter["n"] == 4
+    for a in (agent, prompted, again):
+        await a.aclose()

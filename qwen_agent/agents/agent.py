@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -19,20 +20,14 @@ from qwen_agent.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from qwen_agent.llm.base import ChatModel, ChatResponse, FunctionCalling, SamplingParams, Usage
+from qwen_agent.llm.base import ChatModel, ChatResponse, FunctionCalling, SamplingParams, ToolChoice, Usage
 from qwen_agent.llm.errors import ModelError
 from qwen_agent.messages import Message, MessageLike, ToolCall, as_messages
+from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
 from qwen_agent.tools import ToolLike, Toolbox, ToolOutput
 
 log = logging.getLogger(__name__)
-
-#: Told to the model when its reply looked like a call but could not be read, so it can try again.
-UNREADABLE_CALL_NOTE = (
-    "Your last reply contained a tool call that could not be read ({errors}). "
-    "Write the call again as valid JSON, or answer without a tool."
-)
-
 
 class Agent:
     """A function-calling agent over any `ChatModel` and any set of tools.
@@ -40,6 +35,12 @@ class Agent:
     ``model`` defaults to the embedded llama.cpp model. ``tools`` takes `Tool` instances, ``@tool`` functions,
     plain typed functions, or names of built-in tools (``"calculator"``). Tool calls from one reply run
     concurrently and their results are fed back in call order; tool failures become observations for the model.
+
+    Small models often repeat the call they just made instead of answering. Identical calls within one reply run
+    once; with ``answer_on_repeat`` (default) a reply that repeats a call already made in this run is dropped and
+    the step is asked again with ``tool_choice="none"``, i.e. for the answer (the embedded backend starts the reply
+    as an answer; other backends get a short instruction). Turn it off if your tools are meant to be called again
+    with identical arguments (polling a job, reading a clock).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Agent:
         max_steps: int = 8,
         params: SamplingParams | None = None,
         function_calling: FunctionCalling | None = None,
+        answer_on_repeat: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -60,6 +62,7 @@ class Agent:
         self.max_steps = max_steps
         self.params = params
         self.function_calling = function_calling
+        self.answer_on_repeat = answer_on_repeat
 
     # ---- public API ----------------------------------------------------------------------------------------
     async def astream(self, messages: Iterable[MessageLike] | str) -> AsyncIterator[AgentEvent]:
@@ -67,12 +70,15 @@ class Agent:
         transcript = self._start(messages)
         schemas = self.toolbox.schemas()
         usage = Usage(prompt_tokens=0, completion_tokens=0)
+        made: set[str] = set()  # keys of the calls already run in this run
+        tool_choice: ToolChoice = "auto"
         for step in range(1, self.max_steps + 1):
             started = time.perf_counter()
             response: ChatResponse | None = None
             try:
                 async for delta in self.model.astream(
-                    transcript, schemas, params=self.params, function_calling=self.function_calling
+                    transcript, schemas, params=self.params, function_calling=self.function_calling,
+                    tool_choice=tool_choice,
                 ):
                     if delta.content:
                         yield TextDelta(step=step, content=delta.content)
@@ -86,17 +92,24 @@ class Agent:
                 return
             assert response is not None, "ChatModel.astream must end with a response"
             _add_usage(usage, response)
+            calls = _unique_calls(response)
+            if self.answer_on_repeat and any(_call_key(c) in made for c in calls):
+                # The model repeats a call whose result it already has (small models loop like this): drop the
+                # reply and ask again, this time for the answer.
+                log.info("step %d repeated an earlier call; asking for the answer instead", step)
+                yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started,
+                                   discarded=True)
+                tool_choice = "none"
+                continue
             transcript.append(response.message)
             yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started)
-
-            calls = response.tool_calls
             if not calls:
                 if response.parse_errors and step < self.max_steps:
-                    note = UNREADABLE_CALL_NOTE.format(errors="; ".join(response.parse_errors))
-                    transcript.append(Message.user(note))
+                    transcript.append(Message.user(render_note("unreadable_call", errors=response.parse_errors)))
                     continue
                 yield FinalAnswer(result=self._result(transcript, step, "answer", usage))
                 return
+            made.update(_call_key(c) for c in calls)
             async for event in self._run_tools(step, calls, transcript):
                 yield event
         yield FinalAnswer(result=self._result(transcript, self.max_steps, "max_steps", usage))
@@ -185,6 +198,24 @@ class Agent:
         answer = last.text if last is not None and last.role == "assistant" else ""
         return AgentResult(answer=answer, messages=transcript, steps=steps, stop_reason=reason, usage=usage,
                            error=error)
+
+
+def _call_key(call: ToolCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _unique_calls(response: ChatResponse) -> list[ToolCall]:
+    """The reply's calls without exact duplicates (small models sometimes write the same call many times)."""
+    seen: set[str] = set()
+    unique = []
+    for call in response.tool_calls:
+        key = _call_key(call)
+        if key not in seen:
+            seen.add(key)
+            unique.append(call)
+    if len(unique) < len(response.tool_calls):
+        response.message.tool_calls = unique
+    return unique
 
 
 def _add_usage(total: Usage, response: ChatResponse) -> None:

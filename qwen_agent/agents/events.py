@@ -48,6 +48,8 @@ class StepFinished(BaseModel):
     step: int
     response: ChatResponse
     elapsed_s: float
+    #: True when the reply only repeated earlier calls: it was dropped and the model asked for the answer.
+    discarded: bool = False
 
 
 class FinalAnswer(BaseModel):

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qwen_agent.llm.errors import ModelError
 from qwen_agent.messages import Message, MessageLike, ToolCall, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
-from qwen_agent.prompting import get_format
-from qwen_agent.prompting.base import ParsedReply, StreamParser
+from qwen_agent.prompting import get_format, render_note
+from qwen_agent.prompting.base import FunctionFormat, ParsedReply
 from qwen_agent.sync import run_sync, iterate_sync
 
 
@@ -52,6 +52,10 @@ class SamplingParams(BaseModel):
         data["stop"] = list(dict.fromkeys([*self.stop, *override.stop]))
         data["extra_body"] = {**self.extra_body, **override.extra_body}
         return SamplingParams(**data)
+
+
+#: "auto": the model may call tools or answer; "none": it must answer now (OpenAI's ``tool_choice`` values).
+ToolChoice = Literal["auto", "none"]
 
 
 class FunctionCalling(BaseModel):
@@ -116,6 +120,8 @@ class ChatModel(abc.ABC):
     supports_native_tools: bool = False
     #: Backends that accept a GBNF grammar for constrained decoding set this.
     supports_grammar: bool = False
+    #: Backends that continue a final assistant message (instead of starting a new turn) set this.
+    supports_prefill: bool = False
 
     def __init__(
         self,
@@ -173,11 +179,21 @@ class ChatModel(abc.ABC):
         *,
         params: SamplingParams | None = None,
         function_calling: FunctionCalling | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> AsyncIterator[ChatDelta]:
-        """Stream a reply. Every delta holds displayable text; the last one holds the full `ChatResponse`."""
-        plan = self._plan(messages, tools, params, function_calling)
+        """Stream a reply. Every delta holds displayable text; the last one holds the full `ChatResponse`.
+
+        ``tool_choice="none"`` asks for an answer without calls (the tools stay described, so the prompt prefix
+        and the KV cache stay the same); see `_plan` for how each backend gets there.
+        """
+        plan = self._plan(messages, tools, params, function_calling, tool_choice)
         parser = plan.parser
-        text_parts: list[str] = []
+        text_parts: list[str] = [plan.prefix]
+        reasoning_parts: list[str] = []
+        if plan.prefix:
+            delta = parser.feed(plan.prefix)
+            if delta.content or delta.reasoning:
+                yield ChatDelta(content=delta.content, reasoning=delta.reasoning)
         last = RawChunk()
         async for chunk in self._stream_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar):
             text_parts.append(chunk.text)
@@ -186,8 +202,11 @@ class ChatModel(abc.ABC):
                 if delta.content or delta.reasoning:
                     yield ChatDelta(content=delta.content, reasoning=delta.reasoning)
             if chunk.reasoning:
+                reasoning_parts.append(chunk.reasoning)
                 yield ChatDelta(reasoning=chunk.reasoning)
             last = chunk
+        # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
+        last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
         yield ChatDelta(response=self._finish(plan, parser.finish(), "".join(text_parts), last))
 
     async def achat(
@@ -197,12 +216,13 @@ class ChatModel(abc.ABC):
         *,
         params: SamplingParams | None = None,
         function_calling: FunctionCalling | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ChatResponse:
         """One complete reply (a non-streaming request where the backend has one)."""
-        plan = self._plan(messages, tools, params, function_calling)
+        plan = self._plan(messages, tools, params, function_calling, tool_choice)
         raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
-        parsed = plan.format_parse(raw.text)
-        return self._finish(plan, parsed, raw.text, raw)
+        text = plan.prefix + raw.text
+        return self._finish(plan, plan.fmt.parse(text, plan.parse_tools), text, raw)
 
     def chat(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None = None,
              **kwargs: Any) -> ChatResponse:
@@ -225,34 +245,47 @@ class ChatModel(abc.ABC):
 
     # ---- shared function-calling logic ---------------------------------------------------------------------
     def _plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
-              params: SamplingParams | None, function_calling: FunctionCalling | None) -> _Plan:
+              params: SamplingParams | None, function_calling: FunctionCalling | None,
+              tool_choice: ToolChoice = "auto") -> _Plan:
         msgs = as_messages(messages)
         schemas = as_tool_schemas(tools)
         p = self.params.merged(params)
         fc = function_calling or self.function_calling
         fmt = get_format(fc.format)
+        answer_only = tool_choice == "none"
+        parse_tools: list[ToolSchema] = [] if answer_only else schemas
         has_tool_history = any(m.role == "tool" or m.tool_calls for m in msgs)
-        native = fc.mode == "native" and self.supports_native_tools
-        grammar = None
-        if native:
+        if fc.mode == "native" and self.supports_native_tools:
             # The server renders tools itself; our parser only reads calls it missed in the text.
-            return _Plan(msgs, p, schemas or None, None, fmt.stream_parser(schemas), schemas, fmt, native=True)
-        if schemas or has_tool_history:
-            rendered = fmt.render(msgs, schemas, parallel=fc.parallel)
-            p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
-            if fc.constrained and schemas:
-                if not self.supports_grammar:
-                    raise ModelError(
-                        f"{type(self).__name__} cannot constrain decoding with a grammar; "
-                        "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
-                    )
-                grammar = fmt.grammar(schemas, parallel=fc.parallel)
-            return _Plan(rendered, p, None, grammar, fmt.stream_parser(schemas), schemas, fmt, native=False)
-        return _Plan(msgs, p, None, None, fmt.stream_parser([]), [], fmt, native=False)
+            if answer_only and schemas:
+                p.extra_body = {**p.extra_body, "tool_choice": "none"}
+            return _Plan(msgs, p, schemas or None, None, fmt, parse_tools)
+        if not (schemas or has_tool_history):
+            return _Plan(msgs, p, None, None, fmt, parse_tools)
+        rendered = fmt.render(msgs, schemas, parallel=fc.parallel)
+        p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
+        grammar, prefix = None, ""
+        if answer_only:
+            if has_tool_history and self.supports_prefill and fmt.answer_prefix:
+                # Start the reply as an answer: small models otherwise repeat a call instead of answering.
+                prefix = fmt.answer_prefix
+                rendered.append(Message.assistant(prefix))
+            elif has_tool_history:
+                rendered.append(Message.user(render_note("answer_now")))
+        elif fc.constrained and schemas:
+            if not self.supports_grammar:
+                raise ModelError(
+                    f"{type(self).__name__} cannot constrain decoding with a grammar; "
+                    "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
+                )
+            grammar = fmt.grammar(schemas, parallel=fc.parallel)
+        return _Plan(rendered, p, None, grammar, fmt, parse_tools, prefix=prefix)
 
     def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
         # Native calls from the server win; otherwise whatever our lenient parser found in the text.
         calls = list(last.tool_calls or []) or parsed.tool_calls
+        if not plan.parse_tools and plan.native_tools is None:
+            calls = []
         content = parsed.content
         reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
         message = Message.assistant(content or None, calls or None)
@@ -271,15 +304,14 @@ class _Plan:
     """The request to send and how to read its reply, decided once per call."""
 
     def __init__(self, messages: list[Message], params: SamplingParams, native_tools: list[ToolSchema] | None,
-                 grammar: str | None, parser: StreamParser, tools: list[ToolSchema], fmt: Any, *, native: bool):
+                 grammar: str | None, fmt: FunctionFormat, parse_tools: list[ToolSchema], *, prefix: str = ""):
         self.messages = messages
         self.params = params
         self.native_tools = native_tools
         self.grammar = grammar
-        self.parser = parser
-        self.tools = tools
         self.fmt = fmt
-        self.native = native
-
-    def format_parse(self, text: str) -> ParsedReply:
-        return self.fmt.parse(text, self.tools)
+        #: Tools the parser may find calls of; empty means "read no calls" (plain chat or tool_choice="none").
+        self.parse_tools = parse_tools
+        #: Text the reply was made to start with (answer prefill); part of the reply's text.
+        self.prefix = prefix
+        self.parser = fmt.stream_parser(parse_tools)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamDelta, StreamParser
+import functools
 
-__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "FORMATS"]
+from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamDelta, StreamParser
+from qwen_agent.prompting.notes import render_note
+
+__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "render_note", "FORMATS"]
 
 FORMATS = ("nous", "qwen", "react")
 
 
+@functools.cache
 def get_format(name: str) -> FunctionFormat:
-    """The format called ``name`` (one of `FORMATS`)."""
+    """The format called ``name`` (one of `FORMATS`). Formats are stateless, so one shared instance each."""
     if name == "nous":
         from qwen_agent.prompting.nous import NousFormat
 

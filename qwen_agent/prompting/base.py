@@ -47,6 +47,10 @@ class FunctionFormat(ABC):
     name: str
     #: Stop words the format needs, e.g. ``✿RESULT✿`` or ``Observation:`` so the model does not invent results.
     stop_words: list[str]
+    #: How an answer in this format starts. After tool results, backends that can continue an assistant message
+    #: start the reply with it when an answer is required (``tool_choice="none"``); small models otherwise tend to
+    #: repeat the call they just made.
+    answer_prefix: str = ""
 
     @abstractmethod
     def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:

@@ -1,0 +1,56 @@
+"""The ``nous`` (Hermes / Qwen2.5) function-calling format: ``<tool_call>`` JSON calls, ``<tool_response>`` results."""
+
+from __future__ import annotations
+
+from qwen_agent.messages import Message, ToolSchema
+from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.grammar import nous_grammar
+from qwen_agent.prompting.render import Draft, call_dicts, macros, non_text_parts, parts_of, text, tool_dicts
+from qwen_agent.prompting.scan import Recognizer, generic_recognizers, think_recognizers
+from qwen_agent.prompting.shapes import Tools
+from qwen_agent.prompting.stream import ReplyReader
+
+_TEMPLATE = "nous.j2"
+
+
+class NousFormat(ReplyReader, FunctionFormat):
+    """What Qwen2.5's own chat template does with ``tools``, done on our side so any backend and template work.
+
+    Small Qwen models mostly answer with bare or fenced JSON instead of the tags; the shared scanner reads those too.
+    """
+
+    name = "nous"
+    # The chat template's end-of-turn token already stops a reply; this one keeps the model from inventing results.
+    stop_words = ["<tool_response>"]
+    answer_prefix = "Based on the tool results, "
+
+    def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:
+        t = macros(_TEMPLATE)
+        draft = Draft()
+        for msg in messages:
+            if msg.role == "tool":
+                parts = text(t.result_open()) + parts_of(msg.content) + text(t.result_close())
+                if draft.after_results:  # consecutive results share one user message, in order
+                    draft.extend_last(text(t.result_separator()) + parts)
+                else:
+                    draft.add("user", parts)
+                draft.after_results = True
+            elif msg.role == "assistant" and msg.tool_calls:
+                draft.add("assistant", text(t.calls(msg.text, call_dicts(msg.tool_calls))) + non_text_parts(msg))
+            else:
+                draft.add(msg.role, parts_of(msg.content))
+        section = str(t.system(tool_dicts_openai(tools), parallel)) if tools else ""
+        return draft.build(section)
+
+    def recognizers(self, tools: Tools) -> list[Recognizer]:
+        if tools.none_allowed:
+            return think_recognizers()
+        return [*think_recognizers(), *generic_recognizers()]
+
+    def grammar(self, tools: list[ToolSchema], *, parallel: bool = True) -> str:
+        return nous_grammar(tools, parallel=parallel)
+
+
+def tool_dicts_openai(tools: list[ToolSchema]) -> list[dict[str, object]]:
+    """Tools as Qwen2.5's template lists them: ``{"type": "function", "function": {...}}``."""
+    return [{"type": "function", "function": d} for d in tool_dicts(tools)]

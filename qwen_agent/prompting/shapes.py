@@ -1,0 +1,211 @@
+"""Turn decoded JSON (or a name plus argument text) into ToolCalls, accepting the shapes models actually write.
+
+Accepted: ``{"name", "arguments"}``, ``"parameters"``/``"args"``/``"input"`` instead of ``"arguments"``, the OpenAI
+shape ``{"type": "function", "function": {...}}``, ``{"tool_calls": [...]}``, lists of any of these, and arguments
+given as a JSON string (decoded; the string is kept as ``raw_arguments``). How strict to be depends on where the JSON
+stood: inside explicit call syntax (a ``<tool_call>`` tag, ``✿FUNCTION✿``, ``Action:``) anything with a name is a
+call, even an unknown one, so the agent can tell the model the tool does not exist; bare JSON in prose is a call only
+when it has a call's shape, because models also print ordinary JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qwen_agent.messages import ToolCall, ToolSchema
+from qwen_agent.prompting.lenient_json import UNREADABLE, loads_lenient
+
+_NAME_KEYS = ("name", "function", "tool", "tool_name", "function_name")
+_ARG_KEYS = ("arguments", "parameters", "args", "arguments_json", "input", "tool_input", "params")
+#: Bare JSON in prose needs one of these to count as a call; "input"/"params" are too common in ordinary JSON.
+_BARE_ARG_KEYS = ("arguments", "parameters", "args")
+_SNIPPET = 60
+
+
+@dataclass
+class Tools:
+    """The tools a reply may call. ``None`` names mean "any name" (the caller did not say which tools exist)."""
+
+    names: frozenset[str] | None
+    single_string_param: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tools: list[ToolSchema] | None) -> Tools:
+        if tools is None:
+            return cls(None)
+        single: dict[str, str] = {}
+        for t in tools:
+            props = t.parameters.get("properties") or {}
+            strings = [k for k, v in props.items() if isinstance(v, Mapping) and v.get("type") == "string"]
+            required = [k for k in t.parameters.get("required") or [] if k in props]
+            # Plain-text arguments go to the one string parameter the call cannot do without.
+            candidates = [k for k in strings if k in required] if required else strings
+            if len(candidates) == 1 and all(k in strings for k in required):
+                single[t.name] = candidates[0]
+        return cls(frozenset(t.name for t in tools), single)
+
+    @property
+    def none_allowed(self) -> bool:
+        return self.names is not None and not self.names
+
+    def knows(self, name: str) -> bool:
+        return self.names is None or name in self.names
+
+
+@dataclass
+class Found:
+    """Calls read from one fragment, and descriptions of parts that looked like calls but could not be read."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"
+
+
+def _unwrap(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    fn = value.get("function")
+    if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+        return fn
+    return value
+
+
+def _name_of(value: Mapping[str, Any]) -> str | None:
+    for key in _NAME_KEYS:
+        v = value.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return None
+
+
+def _args_key(value: Mapping[str, Any]) -> str | None:
+    for key in _ARG_KEYS:
+        if key in value:
+            return key
+    return None
+
+
+def is_call_shaped(value: Any, tools: Tools) -> bool:
+    """Would this decoded JSON be read as a call even without surrounding call syntax?"""
+    if isinstance(value, list):
+        return bool(value) and all(is_call_shaped(v, tools) for v in value)
+    if not isinstance(value, Mapping):
+        return False
+    if isinstance(value.get("tool_calls"), list):
+        return is_call_shaped(value["tool_calls"], tools)
+    value = _unwrap(value)
+    name = _name_of(value)
+    if name is None:
+        return False
+    if any(key in value for key in _BARE_ARG_KEYS):
+        return True
+    # {"name": "get_time"} for a known tool without parameters is still clearly a call.
+    return tools.names is not None and name in tools.names
+
+
+def arguments_from_text(name: str, text: str, tools: Tools) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """Read argument text: ``(arguments, raw_arguments, error)``.
+
+    JSON objects are decoded leniently. Non-JSON text for a tool with one string parameter becomes that parameter
+    (``Action Input: Paris`` for ``get_weather(city)``, a fenced code block for ``code_interpreter(code)``).
+    """
+    stripped = text.strip()
+    if not stripped:
+        return {}, None, None
+    value = loads_lenient(stripped)
+    if value is UNREADABLE and stripped.startswith("```"):  # ```json {...} ``` around the arguments
+        value = loads_lenient(_strip_fence(stripped))
+    if isinstance(value, Mapping):
+        return dict(value), None, None
+    if isinstance(value, str) and value.strip().startswith("{"):  # a JSON string that holds the JSON object
+        inner = loads_lenient(value)
+        if isinstance(inner, Mapping):
+            return dict(inner), value, None
+    param = tools.single_string_param.get(name)
+    if param is not None:
+        plain = value if isinstance(value, str) else _strip_fence(stripped)
+        return {param: plain}, None, None
+    return None, None, f"the arguments of {name!r} are not a JSON object: {snippet(stripped)}"
+
+
+def _strip_fence(text: str) -> str:
+    if text.startswith("```"):
+        first_nl = text.find("\n")
+        body = text[first_nl + 1 :] if first_nl >= 0 else ""
+        end = body.rfind("```")
+        return (body[:end] if end >= 0 else body).strip("\n")
+    return text.strip("`").strip() if text.startswith("`") else text
+
+
+def calls_from_value(value: Any, tools: Tools, *, explicit: bool, source: str) -> Found | None:
+    """Interpret one decoded value. None means "not a call" (only possible when ``explicit`` is False).
+
+    ``explicit``: the value stood inside call syntax, so anything unreadable is an error, not prose.
+    """
+    if not explicit and not is_call_shaped(value, tools):
+        return None
+    found = Found()
+    if value is UNREADABLE:
+        found.errors.append(f"could not read the tool call {snippet(source)!r}")
+        return found
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, Mapping) and isinstance(item.get("tool_calls"), list):
+            inner = calls_from_value(item["tool_calls"], tools, explicit=True, source=source)
+            if inner is not None:
+                found.calls += inner.calls
+                found.errors += inner.errors
+            continue
+        _one(item, tools, found, source)
+    return found
+
+
+def _one(item: Any, tools: Tools, found: Found, source: str) -> None:
+    if not isinstance(item, Mapping):
+        found.errors.append(f"a tool call must be a JSON object with a name: {snippet(source)!r}")
+        return
+    item = _unwrap(item)
+    name = _name_of(item)
+    if name is None:
+        found.errors.append(f"the tool call has no function name: {snippet(source)!r}")
+        return
+    key = _args_key(item)
+    raw = item.get(key) if key else None
+    if raw is None:
+        found.calls.append(ToolCall.make(name, {}))
+    elif isinstance(raw, Mapping):
+        found.calls.append(ToolCall.make(name, dict(raw)))
+    elif isinstance(raw, str):
+        args, raw_args, error = arguments_from_text(name, raw, tools)
+        if args is None:
+            found.errors.append(error or f"unreadable arguments for {name!r}")
+            return
+        call = ToolCall.make(name, args)
+        # The model's own argument text was a JSON string: keep it verbatim for lossless round trips.
+        if raw_args is not None or raw.strip().startswith("{"):
+            call.function.raw_arguments = raw
+        found.calls.append(call)
+    else:
+        found.errors.append(f"the arguments of {name!r} must be a JSON object, got {type(raw).__name__}")
+
+
+def call_from_name_and_text(name: str, arg_text: str, tools: Tools, source: str) -> Found:
+    """A call written as a name plus argument text (``✿FUNCTION✿``/``✿ARGS✿``, ``Action``/``Action Input``)."""
+    name = name.strip().strip("`'\"*").strip()
+    found = Found()
+    if not name:
+        found.errors.append(f"the tool call has no function name: {snippet(source)!r}")
+        return found
+    args, raw_args, error = arguments_from_text(name, arg_text, tools)
+    if args is None:
+        found.errors.append(error or f"unreadable arguments for {name!r}")
+        return found
+    call = ToolCall.make(name, args)
+    if raw_args is not None:
+        call.function.raw_arguments = raw_args
+    found.calls.append(call)
+    return found
