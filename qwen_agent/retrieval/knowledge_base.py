@@ -1,0 +1,396 @@
+"""KnowledgeBase: the facade the Assistant, the retrieval tool and the CLI use to index folders and search them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from qwen_agent.retrieval.bm25 import BM25Index, tokenize
+from qwen_agent.retrieval.chunking import ChunkingConfig, TokenCounter, chunk_sections, count_tokens
+from qwen_agent.retrieval.discovery import FoundFile, discover, file_sha256
+from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
+from qwen_agent.retrieval.errors import LoaderError, StoreError
+from qwen_agent.retrieval.index import VectorIndex, choose_kind
+from qwen_agent.retrieval.loaders import load_document
+from qwen_agent.retrieval.models import Chunk, FileError, Hit, IndexKind, IndexReport, SearchMode, Section
+from qwen_agent.retrieval.search import Reranker, reciprocal_rank_fusion
+from qwen_agent.retrieval.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class KnowledgeBaseConfig(BaseModel):
+    """Tuning knobs; the defaults suit all-MiniLM-L6-v2 on a laptop CPU."""
+
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    index_kind: IndexKind = "auto"
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, description="Larger files are skipped with an error.")
+    candidates: int = Field(default=50, description="Per-retriever candidate list length for fusion/reranking.")
+    rerank_candidates: int = 20
+
+
+class _Prepared(BaseModel):
+    """A document loaded, chunked and tokenised, waiting for its vectors."""
+
+    found_path: str
+    source: str
+    sha256: str
+    size: int
+    sections: list[Section]
+    section_tokens: list[int]
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+
+
+class KnowledgeBase:
+    """Index documents into a store directory and search them (vector, BM25 or hybrid)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        embedder: Embedder | None = None,
+        config: KnowledgeBaseConfig | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self._store = store
+        self.config = config or KnowledgeBaseConfig()
+        self.reranker = reranker
+        stored_model = store.get_meta("model_id")
+        if embedder is None:
+            embedder = SentenceTransformerEmbedder(stored_model)
+        elif stored_model is not None and embedder.model_id != stored_model:
+            raise StoreError(
+                f"{store.folder} was indexed with embedding model '{stored_model}', not '{embedder.model_id}'; "
+                "open it with that model or index into a new store."
+            )
+        self.embedder = embedder
+        self._counter: TokenCounter = count_tokens
+        if isinstance(embedder, SentenceTransformerEmbedder):
+            self._counter = embedder.token_counter() or count_tokens
+        self._lock = threading.RLock()
+        self._loaded_gen: int | None = None
+        self._vectors: VectorIndex | None = None
+        self._bm25: BM25Index | None = None
+        self.last_report: IndexReport | None = None
+
+    # --- construction -----------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        store_path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        config: KnowledgeBaseConfig | None = None,
+        reranker: Reranker | None = None,
+    ) -> KnowledgeBase:
+        """Open an existing store (``create=True`` makes an empty one). ``model``: a sentence-transformers path."""
+        if embedder is None and model is not None:
+            embedder = SentenceTransformerEmbedder(model)
+        store = Store(Path(store_path), create=create)
+        return cls(store, embedder=embedder, config=config, reranker=reranker)
+
+    @classmethod
+    def build(
+        cls,
+        docs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        store_path: str | os.PathLike[str],
+        *,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> KnowledgeBase:
+        """Create or update the store at ``store_path`` from ``docs``; the IndexReport is in ``.last_report``."""
+        kb = cls.open(store_path, create=True, **kwargs)
+        kb.add(docs, progress=progress)
+        return kb
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store_path(self) -> Path:
+        return self._store.folder
+
+    def stats(self) -> dict[str, Any]:
+        docs, chunks, tokens = self._store.counts()
+        self._ensure_loaded()
+        kind = self._vectors.kind if self._vectors is not None else "flat"
+        return {"documents": docs, "chunks": chunks, "tokens": tokens, "index_kind": kind}
+
+    # --- indexing ---------------------------------------------------------------------------------------------
+    def add(
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool = False
+    ) -> IndexReport:
+        """Index new and changed files under ``paths``; drop indexed files that vanished from a given folder.
+
+        Only files whose sha256 changed are re-read and re-embedded. A file that fails to load is reported in
+        ``errors`` (and its stale chunks, if any, removed) while the rest is indexed.
+        """
+        started = time.perf_counter()
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        found, errors, roots = discover(paths)
+        report = IndexReport(errors=errors)
+        existing = self._store.files()
+        seen = {str(f.path) for f in found}
+        stale: list[int] = []
+        for path, record in existing.items():
+            if path not in seen and any(Path(path).is_relative_to(root) for root in roots):
+                stale.append(int(record["id"]))
+                report.removed.append(str(record["source"]))
+        prepared: list[_Prepared] = []
+        for file in found:
+            outcome = self._prepare(file, existing.get(str(file.path)), report)
+            if outcome is not None:
+                prepared.append(outcome)
+                if str(file.path) in existing:
+                    stale.append(int(existing[str(file.path)]["id"]))
+            elif str(file.path) in existing and file.source not in report.unchanged:
+                stale.append(int(existing[str(file.path)]["id"]))  # now unreadable: its old text is not trusted
+                report.removed.append(file.source)
+        texts = [c.index_text() for p in prepared for c in p.chunks]
+        vectors = self.embedder.embed_documents(texts, show_progress=progress) if texts else None
+        if stale or prepared:
+            self._commit(stale, prepared, vectors, report)
+        docs, chunks, _ = self._store.counts()
+        report.total_documents, report.total_chunks = docs, chunks
+        report.index_kind = self._vectors.kind if self._vectors is not None else "flat"
+        report.seconds = time.perf_counter() - started
+        self.last_report = report
+        for err in report.errors:
+            log.warning("not indexed: %s", err.message)
+        return report
+
+    def _prepare(self, file: FoundFile, record: Any, report: IndexReport) -> _Prepared | None:
+        try:
+            size = file.path.stat().st_size
+            if size > self.config.max_file_bytes:
+                raise LoaderError(str(file.path), f"is {size} bytes, over the {self.config.max_file_bytes} limit", "too_large")
+            sha = file_sha256(file.path)
+            if record is not None and record["sha256"] == sha:
+                report.unchanged.append(file.source)
+                return None
+            sections = load_document(file.path)
+        except LoaderError as exc:
+            report.errors.append(FileError(path=str(file.path), kind=exc.kind, message=str(exc)))
+            return None
+        except OSError as exc:
+            report.errors.append(FileError(path=str(file.path), kind="unreadable", message=f"{file.path}: {exc}"))
+            return None
+        chunks = chunk_sections(sections, self.config.chunking, self._counter)
+        (report.updated if record is not None else report.added).append(file.source)
+        return _Prepared(
+            found_path=str(file.path),
+            source=file.source,
+            sha256=sha,
+            size=size,
+            sections=sections,
+            section_tokens=[self._counter(s.text) for s in sections],
+            chunks=chunks,
+            tokens=[tokenize(c.index_text()) for c in chunks],
+        )
+
+    def _commit(
+        self, stale: list[int], prepared: list[_Prepared], vectors: np.ndarray | None, report: IndexReport
+    ) -> None:
+        store = self._store
+        with self._lock:
+            self._ensure_loaded()
+            try:
+                with store.write():
+                    gen = store.generation
+                    removed: list[int] = []
+                    for file_id in stale:
+                        removed.extend(store.delete_file(file_id))
+                    new_ids: list[int] = []
+                    offset = 0
+                    for doc in prepared:
+                        n = len(doc.chunks)
+                        vecs = vectors[offset : offset + n] if vectors is not None else np.zeros((0, 1), np.float32)
+                        offset += n
+                        new_ids += store.insert_file(
+                            path=doc.found_path, source=doc.source, sha256=doc.sha256, size=doc.size,
+                            sections=doc.sections, section_tokens=doc.section_tokens, chunks=doc.chunks,
+                            tokens=doc.tokens, vectors=vecs,
+                        )
+                    if new_ids and store.get_meta("model_id") is None:
+                        store.set_meta("model_id", self.embedder.model_id)
+                        store.set_meta("dim", str(self.embedder.dim))
+                    vindex = self._updated_vectors(removed, new_ids, vectors)
+                    chunk_ids, token_lists = store.all_tokens()
+                    bm25 = BM25Index.build(token_lists, chunk_ids)
+                    vindex.save(store.faiss_path(gen + 1))
+                    bm25.save(store.bm25_path(gen + 1))
+                    store.set_meta("index_kind", vindex.kind)
+                    store.set_meta("generation", str(gen + 1))
+            except BaseException:
+                self._loaded_gen = None  # in-memory indexes may have been mutated; reload from disk
+                raise
+            self._vectors, self._bm25, self._loaded_gen = vindex, bm25, gen + 1
+            # The previous generation is no longer referenced (readers hold their indexes in memory).
+            store.faiss_path(gen).unlink(missing_ok=True)
+            shutil.rmtree(store.bm25_path(gen), ignore_errors=True)
+            report.chunks_added, report.chunks_removed = len(new_ids), len(removed)
+
+    def _updated_vectors(self, removed: list[int], new_ids: list[int], vectors: np.ndarray | None) -> VectorIndex:
+        """Mutate the loaded index when its kind still fits and it supports the change; otherwise rebuild."""
+        dim = self._dim()
+        _, total, _ = self._store.counts()
+        current = self._vectors
+        kind = choose_kind(total, self.config.index_kind)
+        if (
+            current is not None
+            and current.kind == kind
+            and current.dim == dim
+            and (not removed or current.can_remove)
+        ):
+            if removed:
+                current.remove(np.asarray(removed, dtype=np.int64))
+            if new_ids and vectors is not None:
+                current.add(vectors, np.asarray(new_ids, dtype=np.int64))
+            return current
+        ids, matrix = self._store.all_vectors(dim)
+        return VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+
+    def _dim(self) -> int:
+        stored = self._store.get_meta("dim")
+        return int(stored) if stored else self.embedder.dim
+
+    # --- loading indexes --------------------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        """Load the current generation's index files; rebuild them from SQLite if missing or damaged."""
+        with self._lock:
+            gen = self._store.generation
+            if gen == self._loaded_gen:
+                return
+            if gen == 0 or self._store.get_meta("dim") is None:
+                self._vectors, self._bm25, self._loaded_gen = None, None, gen
+                return
+            dim = self._dim()
+            _, total, _ = self._store.counts()
+            kind = self._store.get_meta("index_kind") or choose_kind(total, self.config.index_kind)
+            try:
+                vectors = VectorIndex.load(self._store.faiss_path(gen), kind, dim)
+                if len(vectors) != total:
+                    raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
+            except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
+                log.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                ids, matrix = self._store.all_vectors(dim)
+                vectors = VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+            try:
+                bm25 = BM25Index.load(self._store.bm25_path(gen))
+                if len(bm25) != total:
+                    raise StoreError(f"BM25 index holds {len(bm25)} chunks, store has {total}")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                chunk_ids, token_lists = self._store.all_tokens()
+                bm25 = BM25Index.build(token_lists, chunk_ids)
+            self._vectors, self._bm25, self._loaded_gen = vectors, bm25, gen
+
+    # --- searching --------------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: SearchMode = "hybrid",
+        *,
+        rerank: bool | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` chunks for ``query``. ``hybrid`` fuses vector and BM25 rankings by reciprocal rank.
+
+        ``rerank`` defaults to "yes if a reranker was configured"; it re-scores the fused top candidates.
+        ``query_vector`` lets a caller that embedded many queries in one batch skip the per-query embedding.
+        Scores: cosine for vector, BM25 for bm25, RRF for hybrid, the cross-encoder's when reranked.
+        """
+        if mode not in ("hybrid", "vector", "bm25"):
+            raise ValueError(f"mode must be 'hybrid', 'vector' or 'bm25', not {mode!r}")
+        if not query.strip() or k <= 0:
+            return []
+        with self._lock:
+            self._ensure_loaded()
+            vectors, bm25 = self._vectors, self._bm25
+        if vectors is None or bm25 is None or len(vectors) == 0:
+            return []
+        use_rerank = self.reranker is not None if rerank is None else rerank
+        if use_rerank and self.reranker is None:
+            raise ValueError("rerank=True needs a reranker: KnowledgeBase.open(..., reranker=CrossEncoderReranker(path))")
+        wanted = max(k, self.config.candidates) if (mode == "hybrid" or use_rerank) else k
+        rankings = []
+        if mode in ("vector", "hybrid"):
+            vector = self.embedder.embed_query(query) if query_vector is None else query_vector
+            rankings.append(vectors.search(vector, wanted))
+        if mode in ("bm25", "hybrid"):
+            rankings.append(bm25.search(query, wanted))
+        ranked = reciprocal_rank_fusion(rankings) if mode == "hybrid" else rankings[0]
+        if use_rerank and self.reranker is not None:
+            head = ranked[: max(k, self.config.rerank_candidates)]
+            rows = self._store.chunk_rows([cid for cid, _ in head])
+            head = [(cid, s) for cid, s in head if cid in rows]
+            scores = self.reranker.score(query, [rows[cid]["text"] for cid, _ in head])
+            ranked = sorted(zip((cid for cid, _ in head), scores, strict=True), key=lambda kv: -kv[1])
+        top = ranked[:k]
+        rows = self._store.chunk_rows([cid for cid, _ in top])
+        return [_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
+
+    def context_for(
+        self, query: str, token_budget: int, *, mode: SearchMode = "hybrid", max_hits: int = 20
+    ) -> list[Hit]:
+        """Passages for a prompt within ``token_budget`` tokens (embedding-tokenizer tokens, a close proxy).
+
+        When every document fits, they are returned whole (one hit per page/sheet/document, in reading order)
+        because nothing beats the full text for a small corpus; otherwise the best search hits that fit.
+        """
+        _, _, total = self._store.counts()
+        if total and total <= token_budget:
+            whole = _whole_documents(self._store.all_sections())
+            cost = sum(n + self._counter(h.citation) + 4 for h, n in whole)
+            if cost <= token_budget:
+                return [h for h, _ in whole]
+        chosen: list[Hit] = []
+        used = 0
+        for hit in self.search(query, k=max_hits, mode=mode):
+            cost = self._counter(hit.text) + self._counter(hit.citation) + 4
+            if used + cost <= token_budget:
+                chosen.append(hit)
+                used += cost
+        return chosen
+
+
+def _hit(row: dict[str, Any], score: float, chunk_id: int | None) -> Hit:
+    return Hit.build(
+        text=row["text"], source=row["source"], path=row["path"], page=row["page"], heading=row["heading"],
+        sheet=row["sheet"], position=row.get("position", row.get("ord")), score=score, chunk_id=chunk_id,
+    )
+
+
+def _whole_documents(sections: list[dict[str, Any]]) -> list[tuple[Hit, int]]:
+    """Merge consecutive sections of the same document and page/sheet into one hit (keeps page citations)."""
+    merged: list[tuple[dict[str, Any], list[str], int]] = []
+    for sec in sections:
+        key = (sec["path"], sec["page"], sec["sheet"])
+        if merged and (merged[-1][0]["path"], merged[-1][0]["page"], merged[-1][0]["sheet"]) == key:
+            head, texts, n = merged[-1]
+            texts.append(f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"])
+            merged[-1] = (head, texts, n + sec["n_tokens"])
+        else:
+            text = f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"]
+            merged.append((sec, [text], sec["n_tokens"]))
+    return [(_hit({**head, "text": "\n\n".join(texts), "heading": None}, 1.0, None), n) for head, texts, n in merged]
