@@ -205,6 +205,9 @@ class ChatModel(abc.ABC):
                 reasoning_parts.append(chunk.reasoning)
                 yield ChatDelta(reasoning=chunk.reasoning)
             last = chunk
+        tail = parser.flush()
+        if tail.content or tail.reasoning:
+            yield ChatDelta(content=tail.content, reasoning=tail.reasoning)
         # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
         last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
         yield ChatDelta(response=self._finish(plan, parser.finish(), "".join(text_parts), last))
@@ -269,7 +272,10 @@ class ChatModel(abc.ABC):
             if has_tool_history and self.supports_prefill and fmt.answer_prefix:
                 # Start the reply as an answer: small models otherwise repeat a call instead of answering.
                 prefix = fmt.answer_prefix
-                rendered.append(Message.assistant(prefix))
+                if rendered[-1].role == "assistant":  # the format continues its own assistant turn
+                    rendered[-1] = Message.assistant(rendered[-1].text + prefix)
+                else:
+                    rendered.append(Message.assistant(prefix))
             elif has_tool_history:
                 rendered.append(Message.user(render_note("answer_now")))
         elif fc.constrained and schemas:

@@ -37,6 +37,10 @@ class StreamParser(ABC):
     @abstractmethod
     def feed(self, text: str) -> StreamDelta: ...
 
+    def flush(self) -> StreamDelta:
+        """Text still held back (a possible partial marker) that turned out to be plain text, once input ended."""
+        return StreamDelta()
+
     @abstractmethod
     def finish(self) -> ParsedReply: ...
 
@@ -47,9 +51,10 @@ class FunctionFormat(ABC):
     name: str
     #: Stop words the format needs, e.g. ``✿RESULT✿`` or ``Observation:`` so the model does not invent results.
     stop_words: list[str]
-    #: How an answer in this format starts. After tool results, backends that can continue an assistant message
-    #: start the reply with it when an answer is required (``tool_choice="none"``); small models otherwise tend to
-    #: repeat the call they just made.
+    #: Text that, written right after a rendered history ending in tool results, starts the final answer. When an
+    #: answer is required (``tool_choice="none"``), backends that can continue an assistant message start the reply
+    #: with it (appended to a trailing assistant message, else as a new one); small models otherwise tend to repeat
+    #: the call they just made.
     answer_prefix: str = ""
 
     @abstractmethod

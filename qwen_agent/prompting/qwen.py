@@ -14,6 +14,7 @@ from qwen_agent.prompting.scan import (
     Outcome,
     Piece,
     Recognizer,
+    cut_off,
     generic_recognizers,
     think_recognizers,
 )
@@ -53,6 +54,9 @@ class FunctionMark(Recognizer):
             end = json_span_end(text, j)
             if end is not None:
                 return self._call(name, text[j:end], tools, source, end)
+            if final:
+                return cut_off(name, source, len(text))
+            return Outcome([], complete=False)
         nxt = _MARK.search(text, j)
         if nxt is None and not final:
             return Outcome([], complete=False)
@@ -77,14 +81,16 @@ class QwenFormat(ReplyReader, FunctionFormat):
     """
 
     name = "qwen"
-    stop_words = [FN_RESULT, FN_EXIT]
+    # Not ✿RETURN✿: a model that answers at once writes "✿RETURN✿: answer", and stopping there loses the answer.
+    stop_words = [FN_RESULT]
+    answer_prefix = ": "
 
     def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:
         return render_inline(messages, tools, parallel, "qwen.j2")
 
     def recognizers(self, tools: Tools) -> list[Recognizer]:
         if tools.none_allowed:
-            return think_recognizers()
+            return [*think_recognizers(), Dropped(FN_EXIT + ":")]
         return [*think_recognizers(), FunctionMark(), Dropped(FN_EXIT + ":"), *generic_recognizers()]
 
     def assemble(self, pieces: list[Piece], final: bool) -> View:

@@ -9,7 +9,15 @@ from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.grammar import react_grammar
 from qwen_agent.prompting.lenient_json import json_span_end
 from qwen_agent.prompting.render import render_inline
-from qwen_agent.prompting.scan import Outcome, Piece, Recognizer, generic_recognizers, hold_index, think_recognizers
+from qwen_agent.prompting.scan import (
+    Outcome,
+    Piece,
+    Recognizer,
+    cut_off,
+    generic_recognizers,
+    hold_index,
+    think_recognizers,
+)
 from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.stream import ReplyReader, View, join_reasoning
 
@@ -57,6 +65,9 @@ class Action(Recognizer):
             end = json_span_end(text, j)
             if end is not None:
                 return self._call(name, text[j:end], tools, source, end)
+            if final:
+                return cut_off(name, source, len(text))
+            return Outcome([], complete=False)
         stop = _INPUT_END.search(text, j)
         if stop is None and not final:
             return Outcome([], complete=False)
@@ -113,14 +124,15 @@ class ReActFormat(ReplyReader, FunctionFormat):
 
     name = "react"
     stop_words = ["Observation:", "Observation:\n"]
-    answer_prefix = "Thought: I now know the final answer.\nFinal Answer: "
+    # Continues the rendered "...Observation: <result>\nThought:" of a history that ends with tool results.
+    answer_prefix = " I now know the final answer.\nFinal Answer: "
 
     def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:
         return render_inline(messages, tools, parallel, "react.j2")
 
     def recognizers(self, tools: Tools) -> list[Recognizer]:
-        if tools.none_allowed:
-            return think_recognizers()
+        if tools.none_allowed:  # an answer is required: read its structure, never a call
+            return [*think_recognizers(), Thought(), FinalAnswer()]
         return [*think_recognizers(), Action(), Thought(), FinalAnswer(), *generic_recognizers()]
 
     def assemble(self, pieces: list[Piece], final: bool) -> View:

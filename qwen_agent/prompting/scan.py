@@ -252,6 +252,9 @@ class Fence(Recognizer):
         rest = body
         for start, stop, value in iter_json_values(body):
             got = calls_from_value(value, tools, explicit=False, source=body[start:stop])
+            if got is not None and json_span_end(body, start) is None:  # cut off mid-call: never run half a call
+                names = ", ".join(repr(c.name) for c in got.calls) or "a tool"
+                got = Found(errors=[f"the call to {names} was cut off: {snippet(body[start:stop])!r}"])
             if got is None:
                 if value is UNREADABLE and _looks_like_call(body[start:stop], tools):
                     found.errors.append(f"could not read the tool call {snippet(body[start:stop])!r}")
@@ -297,6 +300,11 @@ class BareJson(Recognizer):
         if got is None:
             return Outcome([Piece("text", span)], end)
         return Outcome([Piece.of(got)], end)
+
+
+def cut_off(name: str, source: str, end: int) -> Outcome:
+    """A call whose JSON arguments never closed (the reply hit its token limit): reported, never executed."""
+    return Outcome([Piece("calls", errors=[f"the call to {name.strip()!r} was cut off: {snippet(source)!r}"])], end)
 
 
 def generic_recognizers() -> list[Recognizer]:

@@ -74,12 +74,21 @@ def _unwrap(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return value
 
 
-def _name_of(value: Mapping[str, Any]) -> str | None:
+def _name_of(value: Mapping[str, Any], tools: Tools) -> tuple[str, str] | None:
+    """``(key, name)`` of the function name; ``"type"`` counts only when it holds a known tool's name."""
     for key in _NAME_KEYS:
         v = value.get(key)
         if isinstance(v, str) and v.strip():
-            return v.strip()
+            return key, v.strip()
+    v = value.get("type")
+    if tools.names is not None and isinstance(v, str) and v in tools.names:
+        return "type", v
     return None
+
+
+def _flat_arguments(item: Mapping[str, Any], name_key: str) -> dict[str, Any]:
+    """Arguments written next to the name (``{"name": "get_weather", "city": "Paris"}``)."""
+    return {k: v for k, v in item.items() if k not in (name_key, "id", "type", "index")}
 
 
 def _args_key(value: Mapping[str, Any]) -> str | None:
@@ -97,14 +106,26 @@ def is_call_shaped(value: Any, tools: Tools) -> bool:
         return False
     if isinstance(value.get("tool_calls"), list):
         return is_call_shaped(value["tool_calls"], tools)
+    if _keyed_by_tool(value, tools):
+        return True
     value = _unwrap(value)
-    name = _name_of(value)
-    if name is None:
+    named = _name_of(value, tools)
+    if named is None:
         return False
+    name = named[1]
     if any(key in value for key in _BARE_ARG_KEYS):
         return True
     # {"name": "get_time"} for a known tool without parameters is still clearly a call.
     return tools.names is not None and name in tools.names
+
+
+def _keyed_by_tool(value: Mapping[str, Any], tools: Tools) -> bool:
+    """``{"get_weather": {"city": "Paris"}, "get_time": {...}}``: every key a known tool, every value its arguments.
+
+    Small models write this when asked for several calls at once; with known tool names it cannot be mistaken.
+    """
+    return (tools.names is not None and bool(value) and all(k in tools.names for k in value)
+            and all(isinstance(v, Mapping) or v is None for v in value.values()))
 
 
 def arguments_from_text(name: str, text: str, tools: Tools) -> tuple[dict[str, Any] | None, str | None, str | None]:
@@ -154,6 +175,9 @@ def calls_from_value(value: Any, tools: Tools, *, explicit: bool, source: str) -
         return found
     items = value if isinstance(value, list) else [value]
     for item in items:
+        if isinstance(item, Mapping) and _keyed_by_tool(item, tools):
+            found.calls += [ToolCall.make(name, dict(args or {})) for name, args in item.items()]
+            continue
         if isinstance(item, Mapping) and isinstance(item.get("tool_calls"), list):
             inner = calls_from_value(item["tool_calls"], tools, explicit=True, source=source)
             if inner is not None:
@@ -169,13 +193,16 @@ def _one(item: Any, tools: Tools, found: Found, source: str) -> None:
         found.errors.append(f"a tool call must be a JSON object with a name: {snippet(source)!r}")
         return
     item = _unwrap(item)
-    name = _name_of(item)
-    if name is None:
+    named = _name_of(item, tools)
+    if named is None:
         found.errors.append(f"the tool call has no function name: {snippet(source)!r}")
         return
+    name_key, name = named
     key = _args_key(item)
     raw = item.get(key) if key else None
-    if raw is None:
+    if key is None:
+        found.calls.append(ToolCall.make(name, _flat_arguments(item, name_key)))
+    elif raw is None:
         found.calls.append(ToolCall.make(name, {}))
     elif isinstance(raw, Mapping):
         found.calls.append(ToolCall.make(name, dict(raw)))
