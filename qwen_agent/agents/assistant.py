@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from qwen_agent.agents.agent import Agent
-from qwen_agent.agents.events import AgentEvent
+from qwen_agent.agents.citations import cite
+from qwen_agent.agents.events import AgentEvent, AgentResult, FinalAnswer, TextDelta
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.messages import Message, MessageLike, as_messages
 from qwen_agent.prompting import render_note
 from qwen_agent.tools import ToolLike
 
 if TYPE_CHECKING:
-    from qwen_agent.retrieval import KnowledgeBase
+    from qwen_agent.retrieval import Hit, KnowledgeBase
 
 DEFAULT_SYSTEM = "You are a helpful assistant that answers questions about the user's documents."
 
@@ -28,6 +29,12 @@ class Assistant(Agent):
     ``knowledge`` is a `KnowledgeBase` or the path of an index store. When the whole corpus fits ``token_budget``
     it is given whole. ``search_tool=True`` also offers the `retrieval` tool so the model can search again with
     its own query.
+
+    Two guards for small models: when no passage is at least ``min_relevance`` similar to the question (cosine of
+    the embeddings; on our labelled set every answerable question scored >= 0.28 and most off-topic ones < 0.25)
+    the model is told the documents do not contain the answer (with no tools, the assistant says so itself
+    without asking the model, which would guess); and ``cite="auto"`` appends the source marker of
+    the passage an answer draws on when the model wrote none (see `citations`).
     """
 
     def __init__(
@@ -37,6 +44,8 @@ class Assistant(Agent):
         *,
         knowledge: KnowledgeBase | str | os.PathLike[str],
         token_budget: int = 1500,
+        min_relevance: float = 0.25,
+        cite: Literal["auto", "model"] = "auto",
         search_tool: bool = False,
         system: str | None = None,
         **kwargs: Any,
@@ -45,6 +54,8 @@ class Assistant(Agent):
 
         self.knowledge = knowledge if isinstance(knowledge, KnowledgeBase) else KnowledgeBase.open(knowledge)
         self.token_budget = token_budget
+        self.min_relevance = min_relevance
+        self.cite = cite
         tools = list(tools)
         if search_tool:
             from qwen_agent.tools.retrieval import RetrievalTool
@@ -55,19 +66,42 @@ class Assistant(Agent):
     async def astream(self, messages: Iterable[MessageLike] | str) -> AsyncIterator[AgentEvent]:
         msgs = as_messages(messages)
         question = next((m.text for m in reversed(msgs) if m.role == "user"), "")
-        knowledge = await asyncio.to_thread(self.knowledge_note, question)
+        hits = await asyncio.to_thread(self.passages, question)
+        if not hits and not len(self.toolbox):
+            # Nothing relevant and no tool to find it: say so instead of letting a small model guess.
+            answer = render_note("not_in_documents")
+            yield TextDelta(step=1, content=answer)
+            yield FinalAnswer(result=AgentResult(answer=answer, messages=[*msgs, Message.assistant(answer)], steps=0,
+                                                 stop_reason="answer"))
+            return
+        knowledge = self.knowledge_note(hits)
         if msgs and msgs[0].role == "system":
             msgs[0] = Message.system(f"{msgs[0].text}\n\n{knowledge}")
         else:
             msgs.insert(0, Message.system(f"{self.system}\n\n{knowledge}"))
         async for event in super().astream(msgs):
+            if isinstance(event, FinalAnswer) and self.cite == "auto" and event.result.stop_reason == "answer":
+                answer = event.result.answer
+                cited = cite(answer, hits)
+                if cited != answer:
+                    yield TextDelta(step=event.result.steps, content=cited[len(answer.rstrip()):])
+                    event.result.messages[-1] = Message.assistant(cited)
+                    event = FinalAnswer(result=event.result.model_copy(update={"answer": cited}))
             yield event
 
-    def knowledge_note(self, question: str) -> str:
-        """The knowledge block for ``question``: passages under their citation markers, or a "nothing found" note."""
+    def passages(self, question: str) -> list[Hit]:
+        """The passages for ``question`` within the token budget; none when nothing is relevant enough."""
+        if not question.strip():
+            return []
+        best = self.knowledge.search(question, k=1, mode="vector")
+        if not best or best[0].score < self.min_relevance:
+            return []
+        return self.knowledge.context_for(question, self.token_budget)
+
+    def knowledge_note(self, hits: list[Hit]) -> str:
+        """The knowledge block: passages under their citation markers, or a "nothing found" note."""
         from qwen_agent.retrieval import format_passages
 
-        hits = self.knowledge.context_for(question, self.token_budget) if question.strip() else []
         example = hits[0].citation if hits else "[doc.pdf p.3]"
         return render_note("knowledge", passages=format_passages(hits), example=example)
 
