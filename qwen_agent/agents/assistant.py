@@ -96,7 +96,17 @@ class Assistant(Agent):
         best = self.knowledge.search(question, k=1, mode="vector")
         if not best or best[0].score < self.min_relevance:
             return []
-        return self.knowledge.context_for(question, self.token_budget)
+        hits = self.knowledge.context_for(question, self.token_budget)
+        if any(h.chunk_id is None for h in hits):
+            # Whole documents come in reading order; a small model answers from what it reads first, so put the
+            # documents that match the question best first.
+            ranked = self.knowledge.search(question, k=20)
+            rank = {}
+            for i, h in enumerate(ranked):
+                rank.setdefault((h.source, h.page, h.sheet), i)
+                rank.setdefault((h.source, None, None), i)
+            hits.sort(key=lambda h: rank.get((h.source, h.page, h.sheet), rank.get((h.source, None, None), 99)))
+        return hits
 
     def knowledge_note(self, hits: list[Hit]) -> str:
         """The knowledge block: passages under their citation markers, or a "nothing found" note."""
