@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,6 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     chat = sub.add_parser("chat", help="interactive chat with tools (streams; /reset, /exit)")
     _agent_options(chat)
     chat.set_defaults(handler=cmd_chat)
+
+    analyze = sub.add_parser("analyze", help="answer a question about a CSV/Excel file with the sandboxed code "
+                                             "interpreter (figures are saved as PNG files)")
+    analyze.add_argument("data", type=Path, nargs="?", default=None,
+                         help="a .csv or .xlsx file (default: a generated sample sales CSV)")
+    analyze.add_argument("question", nargs="?", default="Which region has the highest total revenue? "
+                                                        "Make a bar chart of total revenue per region.")
+    analyze.add_argument("--max-steps", type=int, default=5)
+    analyze.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap",
+                         help="'none' runs model-written code unsandboxed on this machine: only for trusted setups")
+    add_model_options(analyze)
+    analyze.set_defaults(handler=cmd_analyze)
 
     models = sub.add_parser("models", help="download and list the embedded models")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -104,6 +117,32 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
                         history = event.result.messages
     finally:
         agent.close()
+
+
+def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    import tempfile
+
+    from qwen_agent.agents.analyst import analyst_agent
+    from qwen_agent.agents.events import FinalAnswer
+    from qwen_agent.tools.code_interpreter import write_sample_csv
+
+    data = args.data or write_sample_csv(Path(tempfile.mkdtemp(prefix="qwen-agent-sample-")) / "sales.csv")
+    agent, interpreter = analyst_agent(data, build_model(args), max_steps=args.max_steps, sandbox=args.sandbox)
+    printer = EventPrinter(console)
+    result = None
+    try:
+        for event in agent.stream(args.question):
+            printer(event)
+            if isinstance(event, FinalAnswer):
+                result = event.result
+        if interpreter.kernel is not None:
+            notebook = interpreter.save_notebook()
+            console.print(f"[dim]notebook: {escape(str(notebook))}[/]", highlight=False)
+    finally:
+        agent.close()
+    for figure in sorted(interpreter.work_dir.glob("figure-*.png")):
+        console.print(f"figure: {escape(str(figure))}", highlight=False)
+    return 0 if result is not None and result.stop_reason == "answer" else 1
 
 
 def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:

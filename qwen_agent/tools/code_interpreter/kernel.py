@@ -1,0 +1,373 @@
+"""One sandboxed IPython kernel driven over jupyter-client: start, execute, interrupt, restart, detect death, stop.
+
+The sandbox has its own network namespace, so the usual ZMQ-over-TCP on 127.0.0.1 cannot reach it; the kernel
+talks over ZMQ ``ipc`` (Unix sockets) in a run dir bound into the sandbox. The kernel's process is the outer bwrap
+process: killing it takes the whole pid namespace down, and ``--die-with-parent`` covers our own sudden death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import tempfile
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.asynchronous import AsyncKernelClient
+
+from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
+from qwen_agent.tools.code_interpreter.sandbox import (
+    SANDBOX_RUN_DIR,
+    SandboxConfig,
+    SandboxedProcess,
+    spawn,
+    write_identity_files,
+)
+from qwen_agent.tools.errors import SandboxError
+
+logger = logging.getLogger(__name__)
+
+PRELOAD = "import numpy as np, pandas as pd, matplotlib\nimport matplotlib.pyplot as plt\n"
+INTERRUPT_GRACE_S = 3.0
+_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
+_POLL_S = 0.05  # how often a waiting execution checks that the kernel process is alive and the disk quota holds
+
+STATE_LOST = "All variables, imports and definitions were lost; files in the work directory were kept."
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """One long-lived thread spawns every sandbox: bwrap's --die-with-parent fires when the *thread* that forked it
+    ends, so a short-lived worker thread (or a closed event loop's executor) would take its kernels down with it."""
+    global _SPAWNER
+    if _SPAWNER is None:
+        _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen-agent-sandbox-spawner")
+    return _SPAWNER
+
+
+def _reap(proc_box: list[SandboxedProcess | None], run_dir: Path) -> None:
+    """Finalizer (GC or interpreter exit): kill the sandbox and remove its run dir. Must not reference the kernel."""
+    proc = proc_box[0]
+    if proc is not None:
+        proc.kill()
+        proc_box[0] = None
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class Kernel:
+    """A stateful IPython kernel in a sandbox, bound to one work dir (which survives restarts)."""
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        work_dir: Path | str | None = None,
+        *,
+        preload: bool = True,
+        startup_timeout: float = 30.0,
+        flood_chars: int = 20_000_000,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        if self.config.mode == "none":
+            logger.warning("code interpreter kernel runs WITHOUT a sandbox (sandbox='none'): model code has full access")
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="qwen-agent-work-")).resolve()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.preload = preload
+        self.startup_timeout = startup_timeout
+        self.flood_chars = flood_chars
+        self._proc_box: list[SandboxedProcess | None] = [None]
+        self._run_dir: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._client: AsyncKernelClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        self.restarts = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------------
+
+    @property
+    def process(self) -> SandboxedProcess | None:
+        return self._proc_box[0]
+
+    def is_alive(self) -> bool:
+        proc = self.process
+        return proc is not None and proc.poll() is None
+
+    async def start(self) -> None:
+        """Spawn the sandbox and wait until the kernel answers (and has imported the scientific stack)."""
+        run_dir = Path(tempfile.mkdtemp(prefix="qa-k-"))  # short: Unix socket paths are limited to ~107 bytes
+        self._run_dir = run_dir
+        key = secrets.token_hex(32)
+        write_identity_files(run_dir, self.config.sandbox_uid)
+        inside = self.config.mode != "none"
+        conn = {**_PORTS, "transport": "ipc", "ip": f"{SANDBOX_RUN_DIR if inside else run_dir}/k", "key": key,
+                "signature_scheme": "hmac-sha256", "kernel_name": "python3"}
+        (run_dir / "kernel.json").write_text(json.dumps(conn))
+        conn_path = f"{SANDBOX_RUN_DIR if inside else run_dir}/kernel.json"
+        argv = ["ipykernel_launcher", "-f", conn_path, "--HistoryManager.enabled=False",
+                "--InteractiveShell.colors=nocolor"]
+        spawning = _spawner().submit(spawn, self.config, argv, self.work_dir, run_dir, run_dir / "kernel.log")
+        try:
+            proc = await asyncio.wrap_future(spawning)
+        except BaseException:
+            # cancelled while bwrap was starting: the spawn still completes in its thread, so reap it then
+            spawning.add_done_callback(lambda f: _reap([None if f.cancelled() or f.exception() else f.result()],
+                                                       run_dir))
+            raise
+        self._proc_box[0] = proc
+        self._finalizer = weakref.finalize(self, _reap, self._proc_box, run_dir)
+        self._host_conn = {**conn, "ip": f"{run_dir}/k"}
+        try:
+            await self._wait_for_sockets(run_dir, time.monotonic() + self.startup_timeout)
+            await self._connect(time.monotonic() + self.startup_timeout)
+            if self.preload:
+                res = await self._execute(PRELOAD, self.startup_timeout, silent=True)
+                if res.status != "ok":
+                    logger.warning("kernel preload failed: %s", res.error or res.notice)
+        except BaseException:
+            self._kill()
+            raise
+        logger.debug("kernel started (pid %d, work dir %s)", proc.pid, self.work_dir)
+
+    async def _wait_for_sockets(self, run_dir: Path, deadline: float) -> None:
+        names = [f"k-{port}" for port in _PORTS.values()]
+        while not all((run_dir / n).exists() for n in names):
+            self._check_started(deadline)
+            await asyncio.sleep(0.005)
+
+    def _check_started(self, deadline: float) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            raise SandboxError(f"The kernel process exited during start-up. Its log:\n{self._log_tail()}")
+        if time.monotonic() > deadline:
+            raise SandboxError(f"The kernel did not start within {self.startup_timeout:g} s. Log:\n{self._log_tail()}")
+
+    def _log_tail(self, chars: int = 2000) -> str:
+        try:
+            return (self._run_dir / "kernel.log").read_text(errors="replace")[-chars:] if self._run_dir else ""
+        except OSError:
+            return ""
+
+    async def _connect(self, deadline: float) -> None:
+        """(Re)connect a client on the running loop and make sure iopub delivers (kernel_info round trip)."""
+        if self._client is not None:
+            self._client.stop_channels()
+        client = AsyncKernelClient()
+        client.load_connection_info(self._host_conn)
+        client.start_channels()
+        self._client, self._client_loop = client, asyncio.get_running_loop()
+        self._lock = asyncio.Lock()
+        while True:
+            self._check_started(deadline)
+            msg_id = client.kernel_info()
+            if await self._await_idle(msg_id, min(0.25, max(deadline - time.monotonic(), 0.01))):
+                await self._drain_shell()
+                return
+
+    async def _await_idle(self, msg_id: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        assert self._client is not None
+        while (left := end - time.monotonic()) > 0:
+            try:
+                msg = await self._client.get_iopub_msg(timeout=left)
+            except queue.Empty:
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id and msg["header"]["msg_type"] == "status" and \
+                    msg["content"].get("execution_state") == "idle":
+                return True
+        return False
+
+    async def _drain_shell(self) -> None:
+        assert self._client is not None
+        while True:
+            try:
+                await self._client.get_shell_msg(timeout=0.001)
+            except queue.Empty:
+                return
+
+    async def ensure_connected(self) -> None:
+        """Make the client usable on the running event loop (a pooled kernel was started on another one)."""
+        if self._client is None or self._client_loop is not asyncio.get_running_loop():
+            if not self.is_alive():
+                await self.restart()
+            else:
+                await self._connect(time.monotonic() + self.startup_timeout)
+
+    async def restart(self) -> None:
+        """Kill and start again on the same work dir (variables are lost, files stay)."""
+        self._kill()
+        self.restarts += 1
+        await self.start()
+
+    def _kill(self) -> None:
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
+        if self._finalizer is not None:
+            self._finalizer()  # kills the process and removes the run dir
+            self._finalizer = None
+
+    async def shutdown(self, remove_work_dir: bool = False) -> None:
+        """Stop the kernel and its sandbox for good. The work dir (figures, outputs) stays unless
+        ``remove_work_dir`` and the kernel created it itself."""
+        self.close(remove_work_dir)
+
+    def close(self, remove_work_dir: bool = False) -> None:
+        """Synchronous ``shutdown`` (for atexit/pool cleanup)."""
+        self._kill()
+        if remove_work_dir and self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # ---- execution -----------------------------------------------------------------------------------------------
+
+    async def execute(self, code: str, timeout: float | None = 60.0) -> ExecutionResult:
+        """Run ``code`` in the kernel. Never raises for problems of the code itself; see ``ExecutionResult.status``.
+
+        On timeout the kernel is interrupted; if it does not come back it is killed and restarted (state lost).
+        A kernel that died (segfault, OOM kill, ``os._exit``) is restarted the same way and the result says so.
+        """
+        await self.ensure_connected()
+        assert self._lock is not None
+        async with self._lock:
+            notice = None
+            if not self.is_alive():
+                code_ = self._exit_description()
+                await self.restart()
+                notice = f"The kernel had died ({code_}) and was restarted before this code ran. {STATE_LOST}"
+            result = await self._execute(code, timeout)
+            if notice:
+                result.notice = f"{notice} {result.notice or ''}".strip()
+                result.restarted = True
+            return result
+
+    async def _execute(self, code: str, timeout: float | None, silent: bool = False) -> ExecutionResult:
+        assert self._client is not None
+        t0 = time.monotonic()
+        collector = OutputCollector()
+        msg_id = self._client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        deadline = None if timeout is None else t0 + timeout
+        status = await self._collect(msg_id, collector, deadline)
+        notice = None
+        restarted = False
+        if status == "quota":  # every moment counts while the disk fills: no interrupt grace, kill now
+            await self.restart()
+            restarted = True
+            notice = (f"The work directory exceeded its disk quota ({self.config.limits.work_dir_bytes:,} bytes); "
+                      f"the kernel was stopped and restarted. {STATE_LOST} Delete files you do not need.")
+            status = "timeout"
+        elif status == "timeout" or status == "flood":
+            why = {
+                "timeout": f"Execution timed out after {timeout:g} s",
+                "flood": f"Execution produced more than {self.flood_chars:,} characters of output",
+            }[status]
+            await self.interrupt()
+            status = await self._collect(msg_id, collector, time.monotonic() + INTERRUPT_GRACE_S, interrupting=True)
+            if status in ("ok", "error"):
+                notice = f"{why} and was interrupted (KeyboardInterrupt); the kernel state was kept."
+            else:
+                await self.restart()
+                restarted = True
+                notice = f"{why}; the kernel did not respond to an interrupt and was restarted. {STATE_LOST}"
+            status = "timeout"
+        elif status == "died":
+            why = self._exit_description()
+            await self.restart()
+            restarted = True
+            notice = (f"The kernel died while running this code ({why}: e.g. out of memory, a crash or os._exit) "
+                      f"and was restarted. {STATE_LOST}")
+        if status in ("ok", "error") and self._client is not None:
+            await self._drain_shell()
+        outputs = collector.finish()
+        return ExecutionResult(
+            status=status, execution_count=collector.execution_count, outputs=outputs, error=collector.error,
+            dropped_chars=collector.dropped_chars, restarted=restarted, notice=notice,
+            elapsed_s=time.monotonic() - t0,
+        )
+
+    async def _collect(self, msg_id: str, collector: OutputCollector, deadline: float | None,
+                       interrupting: bool = False) -> str:
+        """Feed iopub messages of ``msg_id`` to the collector until idle; returns ok/error/timeout/died/flood/quota."""
+        assert self._client is not None
+        last_check = time.monotonic()
+        while True:
+            now = time.monotonic()
+            wait = _POLL_S if deadline is None else min(_POLL_S, deadline - now)
+            if wait <= 0:
+                return "timeout"
+            try:
+                msg = await self._client.get_iopub_msg(timeout=wait)
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+                collector.add(msg)
+                if collector.idle:
+                    return "error" if collector.error is not None else "ok"
+            now = time.monotonic()
+            if msg is None or now - last_check >= _POLL_S:
+                last_check = now
+                if not self.is_alive():
+                    return "died"
+                if not interrupting and collector.received_chars > self.flood_chars:
+                    return "flood"
+                if not interrupting and self.config.mode != "none" and self._over_quota():
+                    return "quota"
+
+    def _over_quota(self) -> bool:
+        return dir_size(self.work_dir, self.config.limits.work_dir_bytes) > self.config.limits.work_dir_bytes
+
+    def _exit_description(self) -> str:
+        proc = self.process
+        rc = proc.poll() if proc is not None else None
+        if rc is None:
+            return "no process"
+        return f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+
+    async def interrupt(self) -> None:
+        """Ask the kernel to raise KeyboardInterrupt in the running code (``interrupt_request`` on control)."""
+        if self._client is None:
+            return
+        msg = self._client.session.msg("interrupt_request", content={})
+        self._client.control_channel.send(msg)
+
+    def memory_rss(self) -> int:
+        """Resident memory of every process in this kernel's sandbox (bytes; needs psutil)."""
+        import psutil
+
+        proc = self.process
+        if proc is None:
+            return 0
+        root = psutil.Process(proc.pid)
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+def dir_size(path: Path, stop_above: int | None = None) -> int:
+    """Bytes used under ``path`` (lstat: symlinks are not followed); stops counting early above ``stop_above``."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                except OSError:
+                    continue
+                if stop_above is not None and total > stop_above:
+                    return total
+    return total

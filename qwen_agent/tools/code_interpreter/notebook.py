@@ -1,0 +1,61 @@
+"""Export a code-interpreter session as a Jupyter notebook (.ipynb, nbformat v4) with cells, outputs and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from qwen_agent.tools.code_interpreter.result import ExecutionResult
+
+
+class NotebookRecorder:
+    """Remembers each executed cell and its outputs, in order, so the session can be replayed in Jupyter."""
+
+    def __init__(self) -> None:
+        self.cells: list[tuple[str, ExecutionResult]] = []
+        self.notes: list[tuple[int, str]] = []  # (position, markdown) e.g. kernel restarts
+
+    def record(self, code: str, result: ExecutionResult) -> None:
+        if result.restarted and result.notice:
+            self.notes.append((len(self.cells), f"**Kernel restarted:** {result.notice}"))
+        self.cells.append((code, result))
+
+    def to_notebook(self) -> nbformat.NotebookNode:
+        """A validated nbformat v4 notebook."""
+        nb = new_notebook(metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        })
+        notes = dict(self.notes)
+        for i, (code, result) in enumerate(self.cells):
+            if i in notes:
+                nb.cells.append(new_markdown_cell(notes[i]))
+            cell = new_code_cell(source=code, execution_count=result.execution_count)
+            cell.outputs = [_output(o) for o in result.outputs]
+            nb.cells.append(cell)
+        nbformat.validate(nb)
+        return nb
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        nbformat.write(self.to_notebook(), str(path))
+        return path
+
+
+def _output(out: dict[str, Any]) -> nbformat.NotebookNode:
+    kind = out["output_type"]
+    if kind == "stream":
+        return new_output("stream", name=out["name"], text=out["text"])
+    if kind == "error":
+        return new_output("error", ename=out["ename"], evalue=out["evalue"], traceback=out["traceback"])
+    kwargs: dict[str, Any] = {"data": out.get("data", {}), "metadata": _jsonable_metadata(out.get("metadata", {}))}
+    if kind == "execute_result":
+        kwargs["execution_count"] = out.get("execution_count")
+    return new_output(kind, **kwargs)
+
+
+def _jsonable_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, dict, list)) or v is None}

@@ -1,0 +1,308 @@
+"""Escape attempts against the code-interpreter sandbox: each must fail inside AND leave the host unharmed.
+
+Only 127.0.0.1 is ever contacted (a listener this test runs on the host), as the project's test rules require.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from qwen_agent.sync import run_sync
+from qwen_agent.tools.code_interpreter import Kernel, SandboxConfig, SandboxLimits
+from qwen_agent.tools.code_interpreter.kernel import dir_size
+
+SECRET_ENV = "QWEN_AGENT_TEST_SECRET_TOKEN"
+SECRET_VALUE = "sk-do-not-leak-0123456789"
+_MiB = 1024 * 1024
+LIMITS = SandboxLimits(memory_bytes=2048 * _MiB, max_processes=64, max_file_bytes=32 * _MiB,
+                       tmp_bytes=64 * _MiB, work_dir_bytes=128 * _MiB)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    os.environ[SECRET_ENV] = SECRET_VALUE  # set in the parent before the sandbox starts
+    k = Kernel(SandboxConfig(limits=LIMITS), tmp_path_factory.mktemp("work"), preload=False, flood_chars=3_000_000)
+    run_sync(k.start())
+    yield k
+    run_sync(k.shutdown())
+    os.environ.pop(SECRET_ENV, None)
+
+
+async def py(kernel: Kernel, code: str, timeout: float = 20.0):
+    res = await kernel.execute(code, timeout=timeout)
+    return res
+
+
+async def value(kernel: Kernel, code: str):
+    """Run code whose last line prints JSON; return the parsed value."""
+    res = await py(kernel, code)
+    assert res.status == "ok", (res.error, res.notice, res.stderr)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.asyncio
+async def test_cannot_reach_a_host_tcp_listener(kernel):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    try:
+        got = await value(kernel, f"""
+import socket, json
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2); r = "connected"
+except OSError as e:
+    r = type(e).__name__
+print(json.dumps(r))""")
+        assert got in ("ConnectionRefusedError", "TimeoutError", "OSError")
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing ever arrived on the host side
+    finally:
+        server.close()
+
+
+@pytest.mark.asyncio
+async def test_only_loopback_interface(kernel):
+    names = await value(kernel, "import socket, json; print(json.dumps([n for _, n in socket.if_nameindex()]))")
+    assert names == ["lo"]
+    host = [n for _, n in socket.if_nameindex()]
+    assert host  # the host still has its interfaces
+
+
+@pytest.mark.asyncio
+async def test_host_files_are_invisible(kernel, tmp_path):
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    targets = [str(secret), "/root/.bashrc", "/root/.cache", "/work/main/qwen_agent/messages.py",
+               "/work/main/pyproject.toml", "/work/shared/DESIGN.md", "/etc/shadow", "/etc/hostname"]
+    got = await value(kernel, f"""
+import json, os
+out = {{}}
+for p in {targets!r}:
+    try:
+        open(p).read(); out[p] = "READ"
+    except OSError as e:
+        out[p] = type(e).__name__
+out["/root"] = sorted(os.listdir("/root"))
+out["/work/main"] = sorted(os.listdir("/work/main")) if os.path.isdir("/work/main") else []
+print(json.dumps(out))""")
+    assert all(got[p] != "READ" for p in targets), got
+    assert got["/root"] == [".pyenv"]  # only the interpreter's own dir is bound in
+    assert got["/work/main"] in ([], [".venv"])  # the project itself is not visible
+    assert secret.read_text() == "host only"
+
+
+@pytest.mark.asyncio
+async def test_secret_env_var_does_not_leak(kernel):
+    got = await value(kernel, f"""
+import os, json, glob
+seen = [k for k in os.environ if "SECRET" in k or "TOKEN" in k or "KEY" in k]
+leaks = []
+for f in glob.glob("/proc/*/environ"):
+    try:
+        if b"{SECRET_VALUE}" in open(f, "rb").read(): leaks.append(f)
+    except OSError:
+        pass
+print(json.dumps([seen, leaks, sorted(os.environ)]))""")
+    seen, leaks, env = got
+    assert seen == [] and leaks == []
+    assert "PATH" in env and "HOME" in env
+    assert os.environ[SECRET_ENV] == SECRET_VALUE
+
+
+@pytest.mark.asyncio
+async def test_writes_outside_the_work_dir_fail(kernel):
+    targets = ["/etc/evil", "/usr/evil", "/root/evil", "/evil", "/work/main/evil", "/home/evil",
+               "/proc/sys/kernel/hostname"]
+    got = await value(kernel, f"""
+import json
+out = {{}}
+for p in {targets!r}:
+    try:
+        open(p, "w").write("x"); out[p] = "WROTE"
+    except OSError as e:
+        out[p] = type(e).__name__
+open("inside.txt", "w").write("ok")
+print(json.dumps(out))""")
+    assert all(v != "WROTE" for v in got.values()), got
+    for p in ("/etc/evil", "/usr/evil", "/root/evil", "/evil", "/work/main/evil", "/home/evil"):
+        assert not os.path.exists(p)
+    assert (kernel.work_dir / "inside.txt").read_text() == "ok"
+
+
+@pytest.mark.asyncio
+async def test_python_environment_is_read_only(kernel):
+    site = Path(json.__file__).parent.parent  # stdlib of the base interpreter
+    venv_site = Path(psutil.__file__).parent.parent
+    before = {p: sorted(os.listdir(p)) for p in (site, venv_site)}
+    got = await value(kernel, f"""
+import json
+out = []
+for p in ["{venv_site}/evil.pth", "{site}/json/__init__.py", "{venv_site}/psutil/__init__.py"]:
+    try:
+        open(p, "a").write("import os; os.system('touch /tmp/pwned')"); out.append("WROTE")
+    except OSError as e:
+        out.append(type(e).__name__)
+print(json.dumps(out))""")
+    assert got == ["OSError", "OSError", "OSError"] or all(g != "WROTE" for g in got)
+    assert {p: sorted(os.listdir(p)) for p in before} == before
+    assert "os.system" not in Path(json.__file__).read_text()
+
+
+@pytest.mark.asyncio
+async def test_fork_bomb_is_contained(kernel):
+    got = await value(kernel, """
+import os, time, json
+pids, err = [], None
+try:
+    for _ in range(10000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(3); os._exit(0)
+        pids.append(pid)
+except OSError as e:
+    err = type(e).__name__
+for p in pids:
+    os.kill(p, 9); os.waitpid(p, 0)
+print(json.dumps([len(pids), err]))""")
+    forked, err = got
+    assert err == "BlockingIOError" and forked < LIMITS.max_processes
+    assert subprocess.run(["true"]).returncode == 0  # the host can still start processes
+    assert (await py(kernel, "print('alive')")).stdout == "alive\n"
+
+
+@pytest.mark.asyncio
+async def test_memory_bomb_is_contained(kernel):
+    host_before = psutil.virtual_memory().available
+    res = await py(kernel, "x = bytearray(8 * 1024**3)")
+    assert res.status == "error" and res.error.ename == "MemoryError"
+    assert psutil.virtual_memory().available > host_before - 512 * _MiB
+    assert (await py(kernel, "print('alive')")).stdout == "alive\n"
+
+
+@pytest.mark.asyncio
+async def test_infinite_loop_is_interrupted(kernel):
+    await py(kernel, "state = 'kept'")
+    t0 = time.monotonic()
+    res = await py(kernel, "while True:\n    pass", timeout=1.5)
+    assert res.status == "timeout" and time.monotonic() - t0 < 8
+    assert (await py(kernel, "print(state)")).stdout == "kept\n"
+
+
+@pytest.mark.asyncio
+async def test_huge_output_is_cut_and_bounded(kernel):
+    rss_before = psutil.Process().memory_info().rss
+    res = await py(kernel, "while True:\n    print('x' * 100000)", timeout=30)
+    assert res.status == "timeout" and "more than" in (res.notice or "")
+    kept = sum(len(o.get("text", "")) for o in res.outputs)
+    assert kept < 1_000_000 and res.dropped_chars > 0
+    assert psutil.Process().memory_info().rss - rss_before < 200 * _MiB
+
+
+@pytest.mark.asyncio
+async def test_disk_fill_is_contained(kernel, tmp_path):
+    # one huge file: RLIMIT_FSIZE
+    # (written in 1 MiB chunks so the test does not depend on a 64 MiB allocation under RLIMIT_AS)
+    res = await py(kernel, "chunk = b'0' * 1024**2\nwith open('big.bin', 'wb') as f:\n"
+                           "    for _ in range(64): f.write(chunk)")
+    assert res.status == "error" and "File too large" in res.error.evalue, res.error
+    # private /tmp: a size-capped tmpfs, not the host's disk
+    res = await py(kernel, "chunk = b'0' * 1024**2\nfor i in range(3):\n    with open(f'/tmp/fill{i}', 'wb') as f:\n"
+                           "        for _ in range(30): f.write(chunk)")
+    assert res.status == "error" and "No space left" in res.error.evalue
+    # many files in the work dir: the quota watchdog stops the code
+    res = await py(kernel, """
+i = 0
+while True:
+    with open(f'chunk{i}.bin', 'wb') as f:
+        f.write(b'0' * (8 * 1024**2))
+    i += 1
+""", timeout=60)
+    assert res.status == "timeout" and "disk quota" in (res.notice or ""), (res.status, res.error, res.notice)
+    assert dir_size(kernel.work_dir) < LIMITS.work_dir_bytes + 64 * _MiB
+    await py(kernel, "import glob, os\nfor f in glob.glob('chunk*.bin') + glob.glob('big.bin'): os.remove(f)")
+
+
+@pytest.mark.asyncio
+async def test_cannot_signal_host_processes(kernel):
+    sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        res = await py(kernel, f"""
+import os, json, signal
+out = []
+for pid in ({os.getpid()}, {sentinel.pid}, {os.getppid()}):
+    try:
+        os.kill(pid, signal.SIGKILL); out.append("KILLED")
+    except OSError as e:
+        out.append(type(e).__name__)
+child = os.fork()
+if child == 0:
+    try:
+        os.kill(-1, signal.SIGKILL)  # everything this uid may signal
+    finally:
+        os._exit(0)
+os.waitpid(child, 0)
+print(json.dumps(out))""")
+        if res.status == "ok":
+            assert "KILLED" not in res.stdout
+        else:  # kill(-1) took the kernel itself down: it must only have hit the sandbox
+            assert res.status == "died" and res.restarted
+        time.sleep(0.2)
+        assert sentinel.poll() is None and psutil.pid_exists(os.getpid())
+        assert (await py(kernel, "print('alive')")).stdout == "alive\n"
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+
+
+@pytest.mark.asyncio
+async def test_proc_does_not_lead_out(kernel, tmp_path):
+    secret = tmp_path / "proc-secret.txt"
+    secret.write_text("host only")
+    got = await value(kernel, f"""
+import os, json
+out = {{}}
+out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+for p in ["/proc/1/root{secret}", "/proc/self/root{secret}", "/proc/1/root/root/.bashrc",
+          "/proc/{os.getpid()}/environ", "/proc/{os.getpid()}/cmdline"]:
+    try:
+        open(p).read(); out[p] = "READ"
+    except OSError as e:
+        out[p] = type(e).__name__
+try:
+    open("/proc/sysrq-trigger", "w").write("h"); out["sysrq"] = "WROTE"
+except OSError as e:
+    out["sysrq"] = type(e).__name__
+print(json.dumps(out))""")
+    pids = got.pop("pids")
+    assert max(pids) < 200 and os.getpid() not in pids  # its own pid namespace: host pids do not exist there
+    assert all(v != "READ" and v != "WROTE" for v in got.values()), got
+
+
+@pytest.mark.asyncio
+async def test_cannot_become_root_or_gain_capabilities(kernel):
+    got = await value(kernel, """
+import os, json
+out = [os.getuid(), os.geteuid()]
+for fn in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.chroot("/")):
+    try:
+        fn(); out.append("OK")
+    except OSError as e:
+        out.append(type(e).__name__)
+status = open("/proc/self/status").read()
+out.append([l.split()[1] for l in status.splitlines() if l.startswith(("CapEff", "CapPrm", "CapBnd", "NoNewPrivs"))])
+print(json.dumps(out))""")
+    uid, euid, *attempts, caps = got
+    assert uid == euid == 1000
+    assert attempts == ["PermissionError"] * 3
+    assert caps[:3] == ["0000000000000000"] * 3 and caps[3] == "1"
