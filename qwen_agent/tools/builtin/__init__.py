@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "qwen_agent.tools"
 _FACTORIES: dict[str, str] = {
     "calculator": "qwen_agent.tools.builtin.calculator:make_calculator",
     "code_interpreter": "qwen_agent.tools.code_interpreter:CodeInterpreter",
+    "web_fetch": "qwen_agent.tools.web.fetch:make_web_fetch",
     "current_time": "qwen_agent.tools.builtin.clock:make_current_time",
     # Tools of sibling packages are registered here by path so the CLI can name them without importing them:
     # "code_interpreter": "qwen_agent.tools.code_interpreter:...", "retrieval": ..., "web_fetch": ...

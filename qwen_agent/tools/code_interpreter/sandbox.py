@@ -282,19 +282,23 @@ def _bwrap_argv(
         if os.path.exists(etc):
             argv += ["--ro-bind", etc, etc]
     argv += ["--ro-bind", str(run_dir / "passwd"), "/etc/passwd", "--ro-bind", str(run_dir / "group"), "/etc/group"]
-    made: set[str] = {"/", "/usr", "/tmp"}
-    for root in (*python_roots(config.python), *config.extra_ro_binds):
-        for parent in reversed(Path(root).parents):  # bwrap would create missing parents 0700: unreadable for uid
-            if str(parent) not in made:
-                made.add(str(parent))
-                argv += ["--perms", "0755", "--dir", str(parent)]
-        argv += ["--ro-bind", root, root]
     argv += ["--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/run"]
     argv += [
         "--proc", "/proc",
         "--dev", "/dev",
         "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
         "--perms", "0777", "--size", str(64 * _MiB), "--tmpfs", SANDBOX_HOME,
+    ]
+    # The Python environment is bound after the private /tmp so that a venv living under /tmp (a CI checkout) is
+    # mounted on top of the tmpfs instead of being hidden by it.
+    made: set[str] = {"/", "/usr", "/tmp", "/home", "/run", SANDBOX_HOME}
+    for root in (*python_roots(config.python), *config.extra_ro_binds):
+        for parent in reversed(Path(root).parents):  # bwrap would create missing parents 0700: unreadable for uid
+            if str(parent) not in made:
+                made.add(str(parent))
+                argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind", root, root]
+    argv += [
         "--bind", str(work_dir), SANDBOX_WORK_DIR,
         "--bind", str(run_dir), SANDBOX_RUN_DIR,
         "--chdir", SANDBOX_WORK_DIR,
