@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: The Qwen2.5 models' trained context; larger windows only cost memory for nothing.
 MAX_CONTEXT = 32768
+#: Tokens generated per request when SamplingParams.max_tokens is not set.
+DEFAULT_MAX_TOKENS = 1024
 #: Sampling options llama.cpp understands that have no field in `SamplingParams`; taken from ``extra_body``.
 _EXTRA_SAMPLING = frozenset({"min_p", "typical_p", "tfs_z", "mirostat_mode", "mirostat_tau", "mirostat_eta",
                              "logit_bias"})
@@ -248,7 +250,9 @@ class LlamaCpp(ChatModel):
             emit("done", None)
 
     def _sampling_kwargs(self, llm: Any, params: SamplingParams, grammar: str | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"stop": list(params.stop) or None}
+        # llama.cpp's own default is "until the context is full": a small model stuck repeating itself would then
+        # generate for minutes. An agent step rarely needs more than this; set max_tokens to change it.
+        kwargs: dict[str, Any] = {"stop": list(params.stop) or None, "max_tokens": DEFAULT_MAX_TOKENS}
         for name in ("temperature", "top_p", "top_k", "max_tokens", "repeat_penalty", "presence_penalty",
                      "frequency_penalty"):
             value = getattr(params, name)

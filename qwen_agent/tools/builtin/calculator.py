@@ -141,7 +141,9 @@ def evaluate(expression: str) -> int | float | bool:
 
 
 def calculator(
-    expression: Annotated[str, Field(description="An arithmetic expression, e.g. '(3 + 4) * sqrt(16) / 2'")],
+    # No worked example here: small models copy an example's shape and numbers into their own call.
+    expression: Annotated[str, Field(description="The arithmetic expression to evaluate, written with the numbers "
+                                                 "from the question, + - * / ** ( ) and math functions")],
 ) -> int | float | bool:
     """Evaluate an arithmetic expression exactly and return the number. Use it for any calculation."""
     return evaluate(expression)
