@@ -322,7 +322,7 @@ def test_registry_accepts_functions_instances_and_builtin_names() -> None:
     assert box.execute_sync(call("mul", a=6, b=7)).data == 42
     with pytest.raises(DuplicateToolError, match="already in this Toolbox"):
         box.add(add)
-    with pytest.raises(UnknownToolError, match="Available tools: calculator, current_time"):
+    with pytest.raises(UnknownToolError, match=r"Available tools: calculator, code_interpreter, current_time"):
         box.add("no_such_builtin")
 
 
