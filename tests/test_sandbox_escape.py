@@ -229,7 +229,9 @@ while True:
     i += 1
 """, timeout=60)
     assert res.status == "timeout" and "disk quota" in (res.notice or ""), (res.status, res.error, res.notice)
-    assert dir_size(kernel.work_dir) < LIMITS.work_dir_bytes + 64 * _MiB
+    # The work-dir quota is a watchdog (checked every 20 ms while code runs), so writes overshoot by what the disk
+    # takes in that time; on a busy CI machine that has reached ~80 MiB. Bounded, not exact: see the issue notes.
+    assert dir_size(kernel.work_dir) < LIMITS.work_dir_bytes + 128 * _MiB
     await py(kernel, "import glob, os\nfor f in glob.glob('chunk*.bin') + glob.glob('big.bin'): os.remove(f)")
 
 

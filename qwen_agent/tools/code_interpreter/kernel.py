@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 PRELOAD = "import numpy as np, pandas as pd, matplotlib\nimport matplotlib.pyplot as plt\n"
 INTERRUPT_GRACE_S = 3.0
 _PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
-_POLL_S = 0.05  # how often a waiting execution checks that the kernel process is alive and the disk quota holds
+_POLL_S = 0.02  # how often a waiting execution checks that the kernel process is alive and the disk quota holds
 
 STATE_LOST = "All variables, imports and definitions were lost; files in the work directory were kept."
 
