@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -138,6 +138,17 @@ class Message(_Open):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     reasoning_content: str | None = None
+    # The exact text a model generated for this (assistant) message, when the calls were read out of text. Not
+    # serialised: it only lets a prompt format re-render the message verbatim, so that llama.cpp's KV cache still
+    # matches the next step's prompt instead of re-reading the reply in a canonical spelling.
+    _generated: str | None = PrivateAttr(default=None)
+
+    @property
+    def generated_text(self) -> str | None:
+        return self._generated
+
+    def set_generated_text(self, text: str | None) -> None:
+        self._generated = text
 
     @classmethod
     def system(cls, text: str) -> Message:

@@ -111,6 +111,9 @@ async def test_prompted_mode_reads_a_bare_json_call(server: ScriptedServer) -> N
     # The history the model sees again has no tool role: the format rendered it as text.
     assert all(m["role"] in ("system", "user", "assistant") for m in second["messages"])
     assert "3" in second["messages"][-1]["content"]
+    # The call is shown to the model again exactly as it wrote it (so a llama.cpp KV cache still matches).
+    assert second["messages"][-2] == {"role": "assistant",
+                                      "content": '{"name": "add", "arguments": {"a": 1, "b": 2}}'}
     await agent.aclose()
 
 

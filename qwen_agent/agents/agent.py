@@ -215,6 +215,7 @@ def _unique_calls(response: ChatResponse) -> list[ToolCall]:
             unique.append(call)
     if len(unique) < len(response.tool_calls):
         response.message.tool_calls = unique
+        response.message.set_generated_text(None)  # the text holds the duplicates: re-render canonically
     return unique
 
 

@@ -296,6 +296,8 @@ class ChatModel(abc.ABC):
         reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
         message = Message.assistant(content or None, calls or None)
         message.reasoning_content = reasoning
+        if calls and not last.tool_calls and not plan.prefix:
+            message.set_generated_text(raw_text)  # calls read from text: keep the text for a verbatim re-render
         return ChatResponse(
             message=message,
             raw_text=raw_text,

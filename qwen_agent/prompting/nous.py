@@ -36,7 +36,9 @@ class NousFormat(ReplyReader, FunctionFormat):
                     draft.add("user", parts)
                 draft.after_results = True
             elif msg.role == "assistant" and msg.tool_calls:
-                draft.add("assistant", text(t.calls(msg.text, call_dicts(msg.tool_calls))) + non_text_parts(msg))
+                # What the model wrote, verbatim when we have it (keeps the KV cache valid), else canonical tags.
+                body = msg.generated_text or t.calls(msg.text, call_dicts(msg.tool_calls))
+                draft.add("assistant", text(body) + non_text_parts(msg))
             else:
                 draft.add(msg.role, parts_of(msg.content))
         section = str(t.system(tool_dicts_openai(tools), parallel)) if tools else ""
