@@ -64,20 +64,12 @@ def _make_agent(args: argparse.Namespace):  # -> Agent (imported lazily: keeps `
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.agents import FinalAnswer
-
     agent = _make_agent(args)
     printer = EventPrinter(console, show_reasoning=args.show_reasoning)
-    result = None
     try:
-        for event in agent.stream(args.task):
-            if not args.json:
-                printer(event)
-            if isinstance(event, FinalAnswer):
-                result = event.result
+        result = printer.follow(agent, args.task, show=not args.json)
     finally:
         agent.close()
-    assert result is not None
     if args.json:
         # Plain stdout, not rich: rich would wrap long lines inside JSON strings.
         sys.stdout.write(json.dumps(result.to_openai(), ensure_ascii=False, indent=2) + "\n")
@@ -85,7 +77,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.agents import FinalAnswer
     from qwen_agent.messages import Message
 
     agent = _make_agent(args)
@@ -109,12 +100,10 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
                 console.print("[dim]history cleared[/]")
                 continue
             console.print("[bold magenta]agent>[/] ", end="")
-            for event in agent.stream([*history, Message.user(line)]):
-                printer(event)
-                if isinstance(event, FinalAnswer):
-                    # On a model error the user turn stays out of history; the user can simply retry.
-                    if event.result.stop_reason != "model_error":
-                        history = event.result.messages
+            result = printer.follow(agent, [*history, Message.user(line)])
+            # On a model error the user turn stays out of history; the user can simply retry.
+            if result.stop_reason != "model_error":
+                history = result.messages
     finally:
         agent.close()
 
@@ -123,7 +112,6 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     import tempfile
 
     from qwen_agent.agents.analyst import analyst_agent
-    from qwen_agent.agents.events import FinalAnswer
     from qwen_agent.tools.code_interpreter import write_sample_csv
 
     data = args.data or write_sample_csv(Path(tempfile.mkdtemp(prefix="qwen-agent-sample-")) / "sales.csv")
@@ -131,10 +119,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     printer = EventPrinter(console)
     result = None
     try:
-        for event in agent.stream(args.question):
-            printer(event)
-            if isinstance(event, FinalAnswer):
-                result = event.result
+        result = printer.follow(agent, args.question)
         if interpreter.kernel is not None:
             notebook = interpreter.save_notebook()
             console.print(f"[dim]notebook: {escape(str(notebook))}[/]", highlight=False)

@@ -74,7 +74,7 @@ def cmd_index(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.agents import Assistant, FinalAnswer
+    from qwen_agent.agents import Assistant
     from qwen_agent.retrieval import KnowledgeBase
 
     if args.docs is not None:
@@ -84,13 +84,9 @@ def cmd_ask(args: argparse.Namespace, console: Console) -> int:
     agent = Assistant(build_model(args), knowledge=kb, token_budget=args.token_budget)
     if args.show_passages:
         console.print(f"[dim]{escape(agent.knowledge_note(agent.passages(args.question)))}[/]", highlight=False)
-    printer = EventPrinter(console)
     result = None
     try:
-        for event in agent.stream(args.question):
-            printer(event)
-            if isinstance(event, FinalAnswer):
-                result = event.result
+        result = EventPrinter(console).follow(agent, args.question)
     finally:
         agent.close()
     return 0 if result is not None and result.stop_reason == "answer" else 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from qwen_agent.agents.events import (
     AgentEvent,
+    AgentResult,
     FinalAnswer,
     ReasoningDelta,
     StepFinished,
@@ -16,6 +19,10 @@ from qwen_agent.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from qwen_agent.messages import MessageLike
+
+if TYPE_CHECKING:
+    from qwen_agent.agents.agent import Agent
 
 #: How much of a tool result the terminal shows (the model gets all of it).
 PREVIEW_CHARS = 600
@@ -60,6 +67,17 @@ class EventPrinter:
                 c.print(f"[bold red]model error:[/] {escape(r.error or '')}")
             elif r.stop_reason == "max_steps":
                 c.print(f"[yellow]stopped after {r.steps} steps without a final answer[/]")
+
+    def follow(self, agent: Agent, task: Iterable[MessageLike] | str, *, show: bool = True) -> AgentResult:
+        """Run ``agent`` on ``task``, printing its events as they come (unless ``show`` is off); return the result."""
+        result = None
+        for event in agent.stream(task):
+            if show:
+                self(event)
+            if isinstance(event, FinalAnswer):
+                result = event.result
+        assert result is not None, "an agent stream always ends with FinalAnswer"
+        return result
 
     def _newline(self) -> None:
         if self._open_line:

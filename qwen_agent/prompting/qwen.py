@@ -7,15 +7,14 @@ import re
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.grammar import qwen_grammar
-from qwen_agent.prompting.lenient_json import json_span_end
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import (
     Dropped,
     Outcome,
     Piece,
     Recognizer,
-    cut_off,
     generic_recognizers,
+    read_arguments,
     think_recognizers,
 )
 from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
@@ -48,20 +47,8 @@ class FunctionMark(Recognizer):
         j = i + len(FN_ARGS)
         if j < len(text) and text[j] == ":":
             j += 1
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            end = json_span_end(text, j)
-            if end is not None:
-                return self._call(name, text[j:end], tools, source, end)
-            if final:
-                return cut_off(name, source, len(text))
-            return Outcome([], complete=False)
-        nxt = _MARK.search(text, j)
-        if nxt is None and not final:
-            return Outcome([], complete=False)
-        end = nxt.start() if nxt is not None else len(text)
-        return self._call(name, text[j:end], tools, source, end)
+        return read_arguments(text, j, final, name, source, _MARK,
+                              lambda n, args, end: self._call(n, args, tools, source, end))
 
     @staticmethod
     def _call(name: str, args: str, tools: Tools, source: str, end: int) -> Outcome:

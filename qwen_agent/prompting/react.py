@@ -13,8 +13,8 @@ from qwen_agent.prompting.scan import (
     Outcome,
     Piece,
     Recognizer,
-    cut_off,
     generic_recognizers,
+    read_arguments,
     hold_index,
     think_recognizers,
 )
@@ -59,20 +59,8 @@ class Action(Recognizer):
                 return Outcome([], name_end)
             return self._call(name, "", tools, source, name_end)
         j = i + len(_ACTION_INPUT)
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            end = json_span_end(text, j)
-            if end is not None:
-                return self._call(name, text[j:end], tools, source, end)
-            if final:
-                return cut_off(name, source, len(text))
-            return Outcome([], complete=False)
-        stop = _INPUT_END.search(text, j)
-        if stop is None and not final:
-            return Outcome([], complete=False)
-        end = stop.start() if stop is not None else len(text)
-        return self._call(name, text[j:end], tools, source, end)
+        return read_arguments(text, j, final, name, source, _INPUT_END,
+                              lambda n, args, end: self._call(n, args, tools, source, end))
 
     @staticmethod
     def _call(name: str, args: str, tools: Tools, source: str, end: int) -> Outcome:

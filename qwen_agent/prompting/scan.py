@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Literal
 
 from qwen_agent.messages import ToolCall
@@ -305,6 +306,27 @@ class BareJson(Recognizer):
 def cut_off(name: str, source: str, end: int) -> Outcome:
     """A call whose JSON arguments never closed (the reply hit its token limit): reported, never executed."""
     return Outcome([Piece("calls", errors=[f"the call to {name.strip()!r} was cut off: {snippet(source)!r}"])], end)
+
+
+def read_arguments(text: str, j: int, final: bool, name: str, source: str, end_mark: re.Pattern[str],
+                   make_call: Callable[[str, str, int], Outcome]) -> Outcome:
+    """The arguments after a call's name marker (qwen ✿ARGS✿, react Action Input): a balanced JSON object, or
+    else plain text up to ``end_mark``. Incomplete input waits for more unless ``final``; a JSON object that never
+    closes is reported as cut off."""
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j < len(text) and text[j] == "{":
+        end = json_span_end(text, j)
+        if end is not None:
+            return make_call(name, text[j:end], end)
+        if final:
+            return cut_off(name, source, len(text))
+        return Outcome([], complete=False)
+    nxt = end_mark.search(text, j)
+    if nxt is None and not final:
+        return Outcome([], complete=False)
+    end = nxt.start() if nxt is not None else len(text)
+    return make_call(name, text[j:end], end)
 
 
 def generic_recognizers() -> list[Recognizer]:
