@@ -211,6 +211,9 @@ async def test_huge_output_is_cut_and_bounded(kernel):
 
 @pytest.mark.asyncio
 async def test_disk_fill_is_contained(kernel, tmp_path):
+    # A fresh kernel: what the output flood before it left in the kernel's memory (up to RLIMIT_AS) must not turn
+    # this test's 1 MiB buffer into a MemoryError (seen once in CI).
+    await kernel.restart()
     # one huge file: RLIMIT_FSIZE
     # (written in 1 MiB chunks so the test does not depend on a 64 MiB allocation under RLIMIT_AS)
     res = await py(kernel, "chunk = b'0' * 1024**2\nwith open('big.bin', 'wb') as f:\n"
