@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, TruncationReport, fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ModelError
 from qwen_agent.messages import Message, MessageLike, ToolCall, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
 from qwen_agent.prompting import get_format, render_note
@@ -95,6 +96,8 @@ class ChatResponse(BaseModel):
     model: str | None = None
     #: Things that looked like tool calls but could not be read; see `ParsedReply.errors`.
     parse_errors: list[str] = Field(default_factory=list)
+    #: Set when older turns or long tool results were left out of the request to fit ``max_input_tokens``.
+    truncation: TruncationReport | None = None
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -129,10 +132,16 @@ class ChatModel(abc.ABC):
         model: str = "",
         params: SamplingParams | None = None,
         function_calling: FunctionCalling | None = None,
+        max_input_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.params = params or SamplingParams()
         self.function_calling = function_calling or FunctionCalling()
+        #: Prompt budget in tokens (tool schemas included). None: the Qwen models' 32K, lowered to what the
+        #: backend's context window leaves after the reply's ``max_tokens``; see `qwen_agent.llm.context`.
+        self.max_input_tokens = max_input_tokens
+        self._window: int | None = None
+        self._window_known = False
 
     # ---- backend hooks -------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -168,6 +177,19 @@ class ChatModel(abc.ABC):
             usage=last.usage,
         )
 
+    async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
+        """Exact length of the prompt these (already rendered) messages make, with the model's own tokenizer.
+
+        ``tools`` is set in native mode only (the server renders them into the prompt). None means "this backend
+        cannot tell"; the context manager then falls back to a safe byte-based bound.
+        """
+        return None
+
+    async def _context_window(self) -> int | None:
+        """The model's context length where the backend knows it (n_ctx, max_position_embeddings,
+        a server's max_model_len), so the prompt budget leaves room for the reply. None when unknown."""
+        return None
+
     async def aclose(self) -> None:
         """Release connections / model memory. Safe to call twice."""
 
@@ -186,7 +208,7 @@ class ChatModel(abc.ABC):
         ``tool_choice="none"`` asks for an answer without calls (the tools stay described, so the prompt prefix
         and the KV cache stay the same); see `_plan` for how each backend gets there.
         """
-        plan = self._plan(messages, tools, params, function_calling, tool_choice)
+        plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
         parser = plan.parser
         text_parts: list[str] = [plan.prefix]
         reasoning_parts: list[str] = []
@@ -222,7 +244,7 @@ class ChatModel(abc.ABC):
         tool_choice: ToolChoice = "auto",
     ) -> ChatResponse:
         """One complete reply (a non-streaming request where the backend has one)."""
-        plan = self._plan(messages, tools, params, function_calling, tool_choice)
+        plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
         raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
         text = plan.prefix + raw.text
         return self._finish(plan, plan.fmt.parse(text, plan.parse_tools), text, raw)
@@ -245,6 +267,50 @@ class ChatModel(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    # ---- context management ----------------------------------------------------------------------------------
+    async def input_budget(self, params: SamplingParams | None = None) -> int:
+        """Tokens the prompt may take: ``max_input_tokens`` (default 32K), lowered to what the backend's context
+        window leaves for the reply (``max_tokens``, or a quarter of the window up to 1024 when unset)."""
+        budget = self.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS
+        if not self._window_known:
+            self._window = await self._context_window()
+            self._window_known = True
+        if self._window:
+            reply = self.params.merged(params).max_tokens or min(1024, self._window // 4)
+            budget = min(budget, self._window - reply)
+        return max(budget, 1)
+
+    async def count_prompt_tokens(self, messages: Iterable[MessageLike] | str,
+                                  tools: Iterable[ToolSchemaLike] | None = None, *,
+                                  function_calling: FunctionCalling | None = None) -> int:
+        """Tokens the request for these messages and tools takes, rendered as `achat` would send it (exact
+        where the backend can tokenize, else the byte bound used by the context manager)."""
+        plan = self._plan(messages, tools, None, function_calling)
+        exact = await self._count_prompt_tokens(plan.messages, plan.native_tools)
+        return exact if exact is not None else prompt_bytes(plan.messages, plan.native_tools)
+
+    async def _fitted_plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
+                           params: SamplingParams | None, function_calling: FunctionCalling | None,
+                           tool_choice: ToolChoice) -> _Plan:
+        """`_plan`, with older turns / long tool results left out until the prompt fits `input_budget`."""
+        msgs = as_messages(messages)
+        schemas = as_tool_schemas(tools)
+        budget = await self.input_budget(params)
+
+        def build(kept: list[Message]) -> _Plan:
+            return self._plan(kept, schemas, params, function_calling, tool_choice)
+
+        async def measure(plan: _Plan) -> tuple[int, int]:
+            size = prompt_bytes(plan.messages, plan.native_tools)
+            if size <= budget:  # a token is at least one byte: this prompt cannot be over, no need to count
+                return size, size
+            exact = await self._count_prompt_tokens(plan.messages, plan.native_tools)
+            return (size if exact is None else exact), size
+
+        plan, report = await fit_conversation(msgs, budget, build, measure)
+        plan.truncation = report
+        return plan
 
     # ---- shared function-calling logic ---------------------------------------------------------------------
     def _plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
@@ -305,6 +371,7 @@ class ChatModel(abc.ABC):
             usage=last.usage,
             model=self.model or None,
             parse_errors=parsed.errors,
+            truncation=plan.truncation,
         )
 
 
@@ -323,3 +390,5 @@ class _Plan:
         #: Text the reply was made to start with (answer prefill); part of the reply's text.
         self.prefix = prefix
         self.parser = fmt.stream_parser(parse_tools)
+        #: What the context manager left out of the request, if anything.
+        self.truncation: TruncationReport | None = None

@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams, Usage
 from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL
 from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelRequestError
-from qwen_agent.llm.llamacpp_runtime import checked_grammar, continuation_prompt, load_llama, perf_counters
+from qwen_agent.llm.llamacpp_runtime import (
+    chat_prompt,
+    checked_grammar,
+    continuation_prompt,
+    load_llama,
+    perf_counters,
+)
 from qwen_agent.llm.model_store import resolve
 from qwen_agent.messages import Message, TextPart, ToolSchema
 
@@ -79,6 +85,7 @@ class LlamaCpp(ChatModel):
         function_calling: FunctionCalling | None = None,
         verbose: bool = False,
         extra_buffer_types: bool = False,
+        max_input_tokens: int | None = None,
     ) -> None:
         """``chat_format=None`` uses the GGUF's own chat template. ``extra_buffer_types`` enables llama.cpp's
         weight-repacking buffers (AMX, CPU repack); off by default because the AMX path crashes the process on
@@ -87,7 +94,7 @@ class LlamaCpp(ChatModel):
             raise ValueError(f"n_ctx must be between 1 and {MAX_CONTEXT}, got {n_ctx}")
         spec = DEFAULT_MODEL if model_path is None else os.fspath(model_path)
         super().__init__(model=spec if spec in CATALOGUE else Path(spec).stem, params=params,
-                         function_calling=function_calling)
+                         function_calling=function_calling, max_input_tokens=max_input_tokens)
         self.model_spec = spec
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -141,6 +148,20 @@ class LlamaCpp(ChatModel):
         """Tokens ``text`` takes for this model (special tokens such as ``<|im_start|>`` count as one)."""
         llm = self._llm if self._llm is not None else self._call_in_worker(self._ensure_loaded)
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
+        request = [_to_llama_message(m) for m in messages]
+
+        def count() -> int:
+            with self._lock:
+                llm = self._ensure_loaded()
+                prompt = chat_prompt(llm, request)
+                return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), count)
+
+    async def _context_window(self) -> int | None:
+        return self.n_ctx
 
     def perf(self) -> LlamaPerf:
         """llama.cpp's evaluation counters (the model must be loaded)."""

@@ -158,6 +158,34 @@ def perf_counters(llm: Any) -> Any:
 _SENTINEL = "\ue000qwen-agent-continue\ue000"
 
 
+def _formatter(llm: Any, *, add_generation_prompt: bool) -> Any:
+    """A Jinja2 formatter for the GGUF's own chat template (cached on the model object)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelRequestError("this GGUF has no chat template, so its prompt cannot be rendered here")
+    cache = llm.__dict__.setdefault("_qwen_agent_formatters", {})
+    key = (template, add_generation_prompt)
+    formatter = cache.get(key)
+    if formatter is None:
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                        add_generation_prompt=add_generation_prompt)
+        cache[key] = formatter
+    return formatter
+
+
+def chat_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
+    """The exact prompt text a request for ``messages`` sends: a new assistant turn is opened after the last
+    message, or, when the last message is an assistant's, the prompt ends inside it (`continuation_prompt`)."""
+    if messages and messages[-1]["role"] == "assistant":
+        return continuation_prompt(llm, messages)
+    return str(_formatter(llm, add_generation_prompt=True)(messages=messages).prompt)
+
+
 def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt, rendered with the GGUF's own chat template, that ends *inside* the final assistant message.
 
@@ -165,20 +193,7 @@ def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
     assistant prefix (answer prefill) we render the template ourselves without a generation prompt and cut the
     text where the prefix ends. Rendering with the same template and tokenizer keeps the KV-cache prefix valid.
     """
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        raise ModelRequestError("this GGUF has no chat template, so an assistant message cannot be continued")
-    cache = llm.__dict__.setdefault("_qwen_agent_continuation", {})
-    formatter = cache.get(template)
-    if formatter is None:
-        eos_id, bos_id = llm.token_eos(), llm.token_bos()
-        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
-        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
-        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
-                                        add_generation_prompt=False)
-        cache[template] = formatter
+    formatter = _formatter(llm, add_generation_prompt=False)
     last = dict(messages[-1])
     last["content"] = (last.get("content") or "") + _SENTINEL
     prompt = formatter(messages=[*messages[:-1], last]).prompt

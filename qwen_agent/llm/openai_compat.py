@@ -69,8 +69,10 @@ class OpenAICompatible(ChatModel):
         extra_body: dict[str, Any] | None = None,
         grammar_key: str = "grammar",
         stream_usage: bool = True,
+        max_input_tokens: int | None = None,
     ) -> None:
-        super().__init__(model=model, params=params, function_calling=function_calling)
+        super().__init__(model=model, params=params, function_calling=function_calling,
+                         max_input_tokens=max_input_tokens)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or os.environ.get("QWEN_AGENT_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if timeout is None:
