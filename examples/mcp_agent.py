@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qwen_agent.agents import Agent
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
+from qwen_agent.llm.spec import load_model
 from qwen_agent.tools.mcp import MCPToolset
 
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "mcp_servers" / "demo_server.py"
@@ -26,7 +26,7 @@ CONFIG = {"mcpServers": {"demo": {"command": sys.executable, "args": [str(SERVER
 async def main(question: str) -> None:
     async with MCPToolset(CONFIG) as toolset:
         print("MCP tools:", ", ".join(t.name for t in toolset))
-        model = LlamaCpp(n_ctx=4096, params=SamplingParams(temperature=0.0, max_tokens=200))
+        model = load_model(params=SamplingParams(temperature=0.0, max_tokens=200))
         async with Agent(model, tools=toolset, function_calling=FunctionCalling(format="nous", constrained=True),
                          max_steps=4) as agent:
             result = await agent.arun(question)

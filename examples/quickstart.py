@@ -4,6 +4,9 @@ Two typed tools (a unit converter and a small city lookup), one question that ne
 as they happen, then the transcript: the call, the observation and the final answer that uses it.
 
     python examples/quickstart.py ["your question"]
+
+The model is the embedded one unless ``QWEN_AGENT_MODEL_SPEC`` names another, e.g. a vLLM server:
+``QWEN_AGENT_MODEL_SPEC=openai:http://127.0.0.1:8000/v1 python examples/quickstart.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.console import Console
 from qwen_agent.agents import Agent, FinalAnswer
 from qwen_agent.cli.render import EventPrinter
 from qwen_agent.llm.base import SamplingParams
+from qwen_agent.llm.spec import ModelSpec
 from qwen_agent.tools import tool
 
 # metres per unit, for the length units the converter knows
@@ -59,7 +63,9 @@ def city_info(city: str) -> dict:
 def main() -> int:
     question = " ".join(sys.argv[1:]) or "Mount Everest is 8849 metres high. How high is that in feet?"
     console = Console()
-    console.rule("[bold]qwen-agent demo — embedded Qwen2.5-Coder-0.5B (llama.cpp, CPU)")
+    spec = ModelSpec.parse(None)
+    where = "embedded Qwen2.5-Coder-0.5B (llama.cpp, CPU)" if spec == ModelSpec.parse("") else str(spec)
+    console.rule(f"[bold]qwen-agent demo — {where}")
     console.print(f"[bold]user>[/] {question}")
     agent = Agent(
         tools=[convert_length, city_info],

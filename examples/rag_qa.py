@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qwen_agent.agents import Assistant
 from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
+from qwen_agent.llm.spec import load_model
 from qwen_agent.retrieval import KnowledgeBase
 
 POLICY_MD = """# Remote work policy
@@ -71,7 +71,7 @@ def main() -> int:
     report = knowledge.last_report
     print(f"indexed {report.total_documents} documents, {report.total_chunks} chunks in {report.seconds:.1f} s"
           + "".join(f"\n  skipped {e.path}: {e.message}" for e in report.errors))
-    model = LlamaCpp(params=SamplingParams(temperature=0.0, max_tokens=200))
+    model = load_model(params=SamplingParams(temperature=0.0, max_tokens=200))
     with Assistant(model, knowledge=knowledge) as assistant:
         for question in questions:
             result = assistant.run(question)

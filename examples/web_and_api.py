@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from qwen_agent.agents import Agent
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
+from qwen_agent.llm.spec import load_model
 from qwen_agent.tools.web import LOOPBACK_ONLY
 from qwen_agent.tools.web.fetch import WebFetch, WebFetchConfig
 from qwen_agent.tools.web.openapi import tools_from_openapi
@@ -69,7 +69,7 @@ def main() -> None:
         fetch = WebFetch(WebFetchConfig(policy=LOOPBACK_ONLY, max_chars=2000))
         api_tools = tools_from_openapi(f"{base}/openapi.json", base_url=base)
         fc = FunctionCalling(format="nous", constrained=True)
-        model = LlamaCpp(n_ctx=4096, params=SamplingParams(temperature=0.0, max_tokens=200))
+        model = load_model(params=SamplingParams(temperature=0.0, max_tokens=200))
         with Agent(model, tools=[fetch, *api_tools], function_calling=fc, max_steps=4) as agent:
             for question in (f"Read {base}/guide and tell me when the Royal Museum opens.",
                              "What is the weather in Birnin Zana right now?"):

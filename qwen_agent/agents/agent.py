@@ -226,6 +226,7 @@ def _add_usage(total: Usage, response: ChatResponse) -> None:
 
 
 def _default_model() -> ChatModel:
-    from qwen_agent.llm.llamacpp import LlamaCpp
+    """``$QWEN_AGENT_MODEL_SPEC`` when set (e.g. ``openai:http://127.0.0.1:8000/v1``), else the embedded model."""
+    from qwen_agent.llm.spec import load_model
 
-    return LlamaCpp()
+    return load_model()
