@@ -117,7 +117,7 @@ async def test_401_is_an_auth_error(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
         async with OpenAICompatible(srv.base_url, "scripted-model") as good:
             assert (await good.achat("Hi")).text == "welcome"
-        assert len(srv.requests) == 2  # 401 is not retried
+        assert len(srv.chat_requests) == 2  # 401 is not retried
 
 
 @pytest.mark.asyncio
@@ -128,8 +128,9 @@ async def test_404_for_a_wrong_model_lists_the_served_models(server: ScriptedSer
     message = str(info.value)
     assert "qwen-typo" in message and "qwen-test" in message and "qwen-other" in message
     assert isinstance(info.value, ModelNotFoundError) and info.value.status_code == 404
+    # /models is read once, before the first request (server kind, context length); the error reuses it.
     assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in server.requests] == [
-        ("POST", "completions"), ("GET", "models")]
+        ("GET", "models"), ("POST", "completions")]
 
 
 @pytest.mark.asyncio

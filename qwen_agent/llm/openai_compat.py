@@ -18,13 +18,20 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from httpx_sse import EventSource
 
 from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams
-from qwen_agent.llm.errors import ModelError, ModelProtocolError, ModelRequestError, ModelServerError
+from qwen_agent.llm.errors import (
+    ModelConnectionError,
+    ModelError,
+    ModelProtocolError,
+    ModelRequestError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 from qwen_agent.llm.openai_retry import (
     Backoff,
     is_retryable_status,
@@ -33,6 +40,7 @@ from qwen_agent.llm.openai_retry import (
     status_error,
     transport_error,
 )
+from qwen_agent.llm.openai_server import ServerInfo, ServerKind, apply_dialect, server_root, tokenize_body
 from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, parse_completion
 from qwen_agent.messages import Message, ToolSchema
 
@@ -46,9 +54,11 @@ class OpenAICompatible(ChatModel):
     """A chat model served over the OpenAI chat-completions API.
 
     ``model=""`` asks the server: if ``GET /models`` lists exactly one model it is used, if the server has no
-    such endpoint the field is left out (llama.cpp ignores it anyway). ``grammar_key`` is the body field that
-    carries a GBNF grammar for constrained decoding: ``"grammar"`` for llama.cpp's server, ``"guided_grammar"``
-    for vLLM. ``stream_usage=False`` drops ``stream_options`` for old servers that reject it.
+    such endpoint the field is left out (llama.cpp ignores it anyway). ``server`` says what kind of server it
+    is (``"auto"``: read from ``GET /models``, see `qwen_agent.llm.openai_server`); on vLLM the client counts
+    prompts at ``/tokenize``, budgets against ``max_model_len``, prefills answers and sends grammars as
+    ``structured_outputs``. ``grammar_key`` overrides the body field that carries a GBNF grammar.
+    ``stream_usage=False`` drops ``stream_options`` for old servers that reject it.
     """
 
     supports_native_tools = True
@@ -67,9 +77,10 @@ class OpenAICompatible(ChatModel):
         function_calling: FunctionCalling | None = None,
         headers: dict[str, str] | None = None,
         extra_body: dict[str, Any] | None = None,
-        grammar_key: str = "grammar",
+        grammar_key: str | None = None,
         stream_usage: bool = True,
         max_input_tokens: int | None = None,
+        server: Literal["auto"] | ServerKind = "auto",
     ) -> None:
         super().__init__(model=model, params=params, function_calling=function_calling,
                          max_input_tokens=max_input_tokens)
@@ -90,6 +101,8 @@ class OpenAICompatible(ChatModel):
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._clients_lock = threading.Lock()
         self._model_resolved = bool(model)
+        self.server = server
+        self._info: ServerInfo | None = None
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> OpenAICompatible:
@@ -137,6 +150,8 @@ class OpenAICompatible(ChatModel):
 
     # ---- requests with retries ----------------------------------------------------------------------------
     def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
     async def _open(self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool,
@@ -183,11 +198,13 @@ class OpenAICompatible(ChatModel):
                             retry_after: float | None) -> ModelError:
         available = None
         if response.status_code == 404 and self.model:
-            # One extra request, only on this error path: tell the user which names would have worked.
-            try:
-                models = await self.list_models()
-            except ModelError:
-                models = None
+            # Tell the user which names would have worked (asked again only if /models was not read before).
+            models: list[str] | None = self._info.models if self._info is not None and self._info.models else None
+            if models is None:
+                try:
+                    models = await self.list_models()
+                except ModelError:
+                    models = None
             if models is not None and self.model not in models:
                 available = models
         return status_error(response.status_code, url, response.text, model=self.model, available=available,
@@ -203,14 +220,30 @@ class OpenAICompatible(ChatModel):
             raise ModelProtocolError(f"{self._url('models')} did not return an OpenAI model list: "
                                      f"{response.text[:200]!r}") from exc
 
+    async def server_info(self) -> ServerInfo:
+        """What the server says about itself (``GET /models``, asked once). A server that cannot be reached is
+        not asked again until it can: the request that follows reports the failure, with its retries."""
+        if self._info is not None:
+            return self._info
+        forced = None if self.server == "auto" else self.server
+        try:
+            response, _ = await self._open("GET", "models", None, stream=False, first_attempt=self.max_retries)
+            payload: Any = response.json()
+        except (ModelConnectionError, ModelTimeoutError, ModelServerError):
+            return ServerInfo(kind=forced or "generic")
+        except (ModelRequestError, ModelProtocolError, ValueError):
+            payload = None  # no /models endpoint: a plain OpenAI-style server
+        self._info = ServerInfo.from_models(payload, self.model, forced)
+        if self._info.kind == "vllm":
+            self.supports_prefill = True  # continue_final_message
+        log.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
+        return self._info
+
     async def _resolve_model(self) -> None:
         """Fill in ``model`` when the user left it empty and the server names exactly one."""
         if self._model_resolved:
             return
-        try:
-            models = await self.list_models()
-        except ModelRequestError:
-            models = []  # no /models endpoint: send no model field
+        models = (await self.server_info()).models
         if len(models) > 1:
             raise ModelRequestError(f"{self.base_url} serves several models ({', '.join(models)}); "
                                     "pass one of them as model=.")
@@ -218,11 +251,32 @@ class OpenAICompatible(ChatModel):
             self.model = models[0]
         self._model_resolved = True
 
+    async def _context_window(self) -> int | None:
+        return (await self.server_info()).max_model_len
+
+    async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
+        info = await self.server_info()
+        if info.kind != "vllm":
+            return None
+        await self._resolve_model()
+        response, _ = await self._open("POST", f"{server_root(self.base_url)}/tokenize",
+                                       tokenize_body(self.model, messages, tools), stream=False)
+        try:
+            return int(response.json()["count"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelProtocolError(f"{server_root(self.base_url)}/tokenize answered without a token count: "
+                                     f"{response.text[:200]!r}") from exc
+
     async def _body(self, messages: list[Message], params: SamplingParams, *, stream: bool,
                     tools: list[ToolSchema] | None, grammar: str | None) -> dict[str, Any]:
         await self._resolve_model()
-        return build_body(self.model, messages, params, stream=stream, tools=tools, grammar=grammar,
-                          grammar_key=self.grammar_key, stream_usage=self.stream_usage, extra_body=self.extra_body)
+        kind = (await self.server_info()).kind
+        body = build_body(self.model, messages, params, stream=stream, tools=tools, stream_usage=self.stream_usage,
+                          extra_body=self.extra_body)
+        apply_dialect(body, kind, grammar, self.grammar_key)
+        body.update(self.extra_body)  # the caller's own fields win over the dialect's
+        body.update(params.extra_body)
+        return body
 
     # ---- backend hooks ------------------------------------------------------------------------------------
     async def _complete_raw(self, messages: list[Message], params: SamplingParams, *,

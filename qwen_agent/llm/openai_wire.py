@@ -26,12 +26,11 @@ def build_body(
     *,
     stream: bool,
     tools: list[ToolSchema] | None,
-    grammar: str | None,
-    grammar_key: str,
     stream_usage: bool,
     extra_body: dict[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions``. Later sources win: client extra_body, then params.extra_body."""
+    """The JSON body of ``POST /chat/completions``. Later sources win: client extra_body, then params.extra_body.
+    Server-specific fields (grammar, answer prefill) are added by `openai_server.apply_dialect`."""
     body: dict[str, Any] = {"messages": [m.to_openai() for m in messages], "stream": stream}
     if model:
         body["model"] = model
@@ -49,8 +48,6 @@ def build_body(
         body["stop"] = list(params.stop)
     if tools:
         body["tools"] = [t.to_openai() for t in tools]
-    if grammar:
-        body[grammar_key] = grammar
     body.update(extra_body)
     body.update(params.extra_body)
     return body
