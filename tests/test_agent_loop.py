@@ -293,7 +293,7 @@ async def test_a_repeated_call_is_not_run_again_and_the_model_is_asked_for_the_a
     result = await prompted.arun("tick b")
     assert counter["n"] == 2
     last_request = server.chat_requests[-1].body["messages"]
-    assert last_request[-1]["role"] == "user" and "Do not call a tool" in last_request[-1]["content"]
+    assert last_request[-1]["role"] == "user" and "not JSON" in last_request[-1]["content"]
     assert result.tool_calls[-1].arguments == {"label": "b"}, "calls written in answer mode are not executed"
     # Opting out runs every call.
     server.script(ScriptedReply.call("tick", {"label": "a"}), ScriptedReply.call("tick", {"label": "a"}),

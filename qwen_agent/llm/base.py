@@ -328,10 +328,15 @@ class ChatModel(abc.ABC):
             # The server renders tools itself; our parser only reads calls it missed in the text.
             if answer_only and schemas:
                 p.extra_body = {**p.extra_body, "tool_choice": "none"}
+            elif schemas and not fc.parallel:
+                p.extra_body = {"parallel_tool_calls": False, **p.extra_body}
             return _Plan(msgs, p, schemas or None, None, fmt, parse_tools)
         if not (schemas or has_tool_history):
             return _Plan(msgs, p, None, None, fmt, parse_tools)
-        rendered = fmt.render(msgs, schemas, parallel=fc.parallel)
+        # Answer-only without prefill: the tools are left out of the prompt. Told to answer while still shown
+        # the tools, small models write the call again (measured on llama.cpp's server with the 0.5B model).
+        shown = [] if answer_only and has_tool_history and not self.supports_prefill else schemas
+        rendered = fmt.render(msgs, shown, parallel=fc.parallel)
         p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
         grammar, prefix = None, ""
         if answer_only:

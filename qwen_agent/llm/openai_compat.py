@@ -40,7 +40,14 @@ from qwen_agent.llm.openai_retry import (
     status_error,
     transport_error,
 )
-from qwen_agent.llm.openai_server import ServerInfo, ServerKind, apply_dialect, server_root, tokenize_body
+from qwen_agent.llm.openai_server import (
+    ServerInfo,
+    ServerKind,
+    apply_dialect,
+    llamacpp_count_body,
+    server_root,
+    tokenize_body,
+)
 from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, parse_completion
 from qwen_agent.messages import Message, ToolSchema
 
@@ -255,17 +262,28 @@ class OpenAICompatible(ChatModel):
         return (await self.server_info()).max_model_len
 
     async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
+        """vLLM: exact, at ``/tokenize``; llama-cpp-python's server: its tokenizer on the text plus a template
+        margin; other servers: unknown (the context manager's byte bound applies)."""
         info = await self.server_info()
-        if info.kind != "vllm":
+        root = server_root(self.base_url)
+        if info.kind == "vllm":
+            await self._resolve_model()
+            url, body, extra = f"{root}/tokenize", tokenize_body(self.model, messages, tools), 0
+        elif info.kind == "llamacpp":
+            body, extra = llamacpp_count_body(messages, tools)
+            url = f"{root}/extras/tokenize/count"
+        else:
             return None
-        await self._resolve_model()
-        response, _ = await self._open("POST", f"{server_root(self.base_url)}/tokenize",
-                                       tokenize_body(self.model, messages, tools), stream=False)
         try:
-            return int(response.json()["count"])
+            response, _ = await self._open("POST", url, body, stream=False)
+        except ModelRequestError:
+            if info.kind == "vllm":
+                raise
+            return None  # a llama.cpp server without the extras endpoint (the C++ server)
+        try:
+            return int(response.json()["count"]) + extra
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelProtocolError(f"{server_root(self.base_url)}/tokenize answered without a token count: "
-                                     f"{response.text[:200]!r}") from exc
+            raise ModelProtocolError(f"{url} answered without a token count: {response.text[:200]!r}") from exc
 
     async def _body(self, messages: list[Message], params: SamplingParams, *, stream: bool,
                     tools: list[ToolSchema] | None, grammar: str | None) -> dict[str, Any]:

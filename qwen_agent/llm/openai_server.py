@@ -9,13 +9,19 @@ Anything else gets the plain OpenAI request and the context manager's safe byte 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from qwen_agent.messages import Message, ToolSchema
 
-__all__ = ["ServerInfo", "ServerKind", "apply_dialect", "server_root", "tokenize_body"]
+__all__ = ["ServerInfo", "ServerKind", "apply_dialect", "llamacpp_count_body", "server_root", "tokenize_body"]
+
+#: Tokens a chat template adds per message (``<|im_start|>role\n`` ... ``<|im_end|>\n``) with a safety margin,
+#: and once per prompt (a default system message some templates insert, the generation prompt).
+_TEMPLATE_PER_MESSAGE = 8
+_TEMPLATE_PER_PROMPT = 40
 
 ServerKind = Literal["vllm", "llamacpp", "generic"]
 
@@ -79,3 +85,14 @@ def tokenize_body(model: str, messages: list[Message], tools: list[ToolSchema] |
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False
     return body
+
+
+def llamacpp_count_body(messages: list[Message], tools: list[ToolSchema] | None) -> tuple[dict[str, Any], int]:
+    """llama-cpp-python's ``POST /extras/tokenize/count`` request for the prompt's text, and the tokens to add
+    for what the chat template wraps around it (an upper estimate: the template is not applied there)."""
+    parts = [m.text for m in messages]
+    for m in messages:
+        parts += [f"{c.name} {c.function.arguments_json()}" for c in m.tool_calls or []]
+    if tools:
+        parts += [json.dumps(t.to_openai()) for t in tools]
+    return {"input": "\n".join(parts)}, _TEMPLATE_PER_MESSAGE * len(messages) + _TEMPLATE_PER_PROMPT

@@ -31,7 +31,7 @@ def build_body(
 ) -> dict[str, Any]:
     """The JSON body of ``POST /chat/completions``. Later sources win: client extra_body, then params.extra_body.
     Server-specific fields (grammar, answer prefill) are added by `openai_server.apply_dialect`."""
-    body: dict[str, Any] = {"messages": [m.to_openai() for m in messages], "stream": stream}
+    body: dict[str, Any] = {"messages": [_wire_message(m) for m in messages], "stream": stream}
     if model:
         body["model"] = model
     if stream and stream_usage:
@@ -51,6 +51,14 @@ def build_body(
     body.update(extra_body)
     body.update(params.extra_body)
     return body
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    d = message.to_openai()
+    if d.get("role") == "assistant" and d.get("content") is None:
+        # OpenAI and vLLM accept null content beside tool calls; llama.cpp's server rejects it. "" suits all.
+        d["content"] = ""
+    return d
 
 
 def parse_usage(data: dict[str, Any] | None) -> Usage | None:
