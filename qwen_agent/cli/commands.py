@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pull.set_defaults(handler=cmd_models_pull)
     lst = msub.add_parser("list", help="show the catalogue and what is present")
     lst.set_defaults(handler=cmd_models_list)
+    convert = msub.add_parser("convert", help="convert a model to a bf16 Hugging Face folder (Transformers, vLLM) "
+                                              "once, verify it, and print its path")
+    convert.add_argument("name", nargs="?", default=None, help="catalogue name (default: the default model)")
+    convert.set_defaults(handler=cmd_models_convert)
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -160,4 +164,14 @@ def cmd_models_list(args: argparse.Namespace, console: Console) -> int:
     console.print(table, soft_wrap=True)
     for info in model_store.list_models():
         console.print(f"[dim]{escape(info.name)}: {escape(info.description)}[/]", highlight=False)
+    return 0
+
+
+def cmd_models_convert(args: argparse.Namespace, console: Console) -> int:
+    from qwen_agent.llm import hf_convert, model_store
+
+    name = args.name or model_store.DEFAULT_MODEL
+    with console.status(f"{name}: checking the converted folder (a first conversion takes a minute or two)") as status:
+        path = hf_convert.ensure_hf_model(name, progress=lambda p: status.update(f"{name}: {p.stage} {p.detail}"))
+    sys.stdout.write(f"{path}\n")  # plain stdout: scripts read the path
     return 0
