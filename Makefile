@@ -6,10 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
-TEST_EXTRAS ?= local,server,code,rag,mcp,dev
+TEST_EXTRAS ?= local,server,code,rag,mcp,transformers,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv install-demo install-test model bench clean
+.PHONY: demo test test-vllm vllm-env venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,19 @@ model: install-demo
 demo: install-demo model
 	$(BIN)/python examples/quickstart.py
 
-test: install-test
-	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b
+# Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
+# Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
+test: install-test vllm-env
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
+
+# Only the tests against the real vLLM server (the conformance suite's vLLM backend and the server's own tests).
+test-vllm: install-test vllm-env
+	$(BIN)/python -m pytest -rs -m vllm $(PYTEST_ARGS)
+
+vllm-env: install-test
+	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b
+	$(BIN)/qwen-agent models convert qwen2.5-coder-0.5b
+	$(BIN)/python -m qwen_agent.serving.vllm --prepare-only
 
 bench: install-test model
 	$(BIN)/python benchmarks/bench_agent_overhead.py

@@ -1,0 +1,214 @@
+"""The same agent task set on every backend, and what concurrent sessions gain on a batching server.
+
+For each backend (embedded llama.cpp, llama.cpp's server, vLLM, in-process transformers) and each way of getting
+calls it supports (prompted nous, native ``tools``, constrained decoding), every task of
+``data/tool_tasks.json`` (or a spread of ``--limit`` of them) runs through `Agent` with stand-in tools that return
+a canned observation. Printed per backend and mode:
+
+* success: the first step calls the expected tool with schema-valid, expected arguments (or no tool, for the
+  tasks that need none) and the run ends with an answer;
+* parseable calls: tasks needing a call where the first reply held a call we could read;
+* median latency per agent step, and output tokens/s (completion tokens over the whole run's wall time).
+
+Then ``--sessions`` (default 32) concurrent agent sessions against each server backend vs one session alone:
+total output tokens/s, and the ratio. vLLM batches concurrent requests, so its ratio shows whether our async loop
+lets it; llama.cpp's server runs one request at a time and is the baseline for "no batching". Figures are
+printed, not asserted.
+
+    python benchmarks/bench_backends.py [--backends embedded,llamacpp-server,vllm,transformers] [--limit 12]
+                                        [--sessions 32] [--skip-tasks] [--skip-concurrency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench_tool_calling import args_match, schema_valid
+
+from qwen_agent.agents import Agent
+from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.messages import ToolSchema
+from qwen_agent.tools.schema_tool import SchemaTool
+
+DATA = Path(__file__).parent / "data" / "tool_tasks.json"
+PARAMS = SamplingParams(temperature=0.0, max_tokens=160, seed=0)
+N_CTX = 4096
+MODES: dict[str, FunctionCalling] = {
+    "prompted": FunctionCalling(mode="prompted", format="nous"),
+    "native": FunctionCalling(mode="native"),
+    "constrained": FunctionCalling(mode="prompted", format="nous", constrained=True),
+}
+
+
+class CannedTool(SchemaTool):
+    """A task-set tool that answers every call with the same small JSON observation."""
+
+    def __init__(self, schema: ToolSchema) -> None:
+        super().__init__(name=schema.name, description=schema.description, input_schema=schema.parameters,
+                         timeout=10, max_output_chars=None)
+
+    def run(self, args: Any) -> str:
+        return json.dumps({"ok": True, "tool": self.name, "arguments": self.wire_args(args), "result": "42"})
+
+
+ModelMaker = Callable[[FunctionCalling], ChatModel]
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[tuple[ModelMaker, list[str]]]:
+    """Start a backend; yield a model maker and the modes it supports."""
+    if name == "embedded":
+        from qwen_agent.llm.llamacpp import LlamaCpp
+
+        llm = LlamaCpp(n_ctx=N_CTX, params=PARAMS)
+        llm.load()
+
+        def shared(fc: FunctionCalling) -> ChatModel:
+            llm.function_calling = fc
+            return llm
+
+        yield shared, ["prompted", "constrained"]
+    elif name == "transformers":
+        from qwen_agent.llm.transformers import Transformers
+
+        hf = Transformers(params=PARAMS)
+        hf.load()
+
+        def shared_hf(fc: FunctionCalling) -> ChatModel:
+            hf.function_calling = fc
+            return hf
+
+        yield shared_hf, ["prompted"]
+    elif name in ("llamacpp-server", "vllm"):
+        from qwen_agent.llm.openai_compat import OpenAICompatible
+
+        with _server(name) as (url, served):
+            yield (lambda fc: OpenAICompatible(url, served, params=PARAMS, function_calling=fc),
+                   ["prompted", "native", "constrained"])
+    else:
+        raise SystemExit(f"unknown backend {name!r}")
+
+
+@contextlib.contextmanager
+def _server(name: str) -> Iterator[tuple[str, str]]:
+    if name == "llamacpp-server":
+        from qwen_agent.serving.llamacpp import LlamaCppServer
+
+        with LlamaCppServer(n_ctx=N_CTX) as server:
+            print(f"  llama_cpp.server up in {server.startup_seconds:.1f} s", flush=True)
+            yield server.base_url, server.model
+    else:
+        from qwen_agent.llm.hf_convert import ensure_hf_model
+        from qwen_agent.serving.vllm import VLLMServer
+
+        # 32 sessions of ~700-token prompts fit 2 GiB of KV cache at 4K context each with room to spare.
+        with VLLMServer(ensure_hf_model(), "qwen2.5-coder-0.5b", max_model_len=N_CTX, kv_cache_space_gib=2,
+                        extra_args=["--max-num-seqs", "32"]) as server:
+            print(f"  vLLM up in {server.startup_seconds:.1f} s", flush=True)
+            yield server.base_url, server.model
+
+
+async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    by_name = {t.name: t.schema() for t in tools}
+    ok = parseable = steps = completion = 0
+    step_latencies: list[float] = []
+    wall = 0.0
+    for task in tasks:
+        agent = Agent(model, tools=tools, max_steps=3)
+        started = time.perf_counter()
+        result = await agent.arun(task["request"])
+        elapsed = time.perf_counter() - started
+        wall += elapsed
+        steps += result.steps
+        step_latencies.append(elapsed / max(result.steps, 1))
+        completion += result.usage.completion_tokens
+        first = next((m for m in result.messages if m.role == "assistant"), None)
+        calls = (first.tool_calls or []) if first is not None else []
+        want = task["expected_tool"]
+        if want is None:
+            good = not calls
+        else:
+            parseable += bool(calls)
+            good = bool(calls) and calls[0].name == want and schema_valid(by_name[want].parameters, calls[0].arguments) \
+                and args_match(calls[0].arguments, task["expected_args"])
+        ok += good and result.stop_reason == "answer"
+    return {"ok": ok, "parseable": parseable, "p50_step": statistics.median(step_latencies),
+            "tok_s": completion / wall if wall else 0.0, "steps": steps}
+
+
+async def sessions(make: ModelMaker, tools: list[CannedTool], n: int) -> tuple[float, int, float]:
+    """``n`` concurrent agent sessions (one model client each, as separate users would have): tokens/s."""
+    cities = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo", "Quito", "Perth", "Delhi"]
+    models = [make(MODES["prompted"]) for _ in range(n)]
+
+    async def one(i: int, model: ChatModel) -> int:
+        result = await Agent(model, tools=tools, max_steps=3).arun(
+            f"What's the weather like in {cities[i % len(cities)]} right now?")
+        return result.usage.completion_tokens
+
+    started = time.perf_counter()
+    tokens = sum(await asyncio.gather(*(one(i, m) for i, m in enumerate(models))))
+    wall = time.perf_counter() - started
+    for m in models:
+        await m.aclose()
+    return tokens / wall, tokens, wall
+
+
+async def bench_backend(name: str, a: argparse.Namespace, tools: list[CannedTool], tasks: list[dict]) -> None:
+    n_call = sum(t["expected_tool"] is not None for t in tasks)
+    print(f"\n== {name}", flush=True)
+    with backend(name) as (make, modes):
+        if not a.skip_tasks:
+            print(f"  {'mode':12} {'success':>12} {'parseable calls':>16} {'p50 s/step':>10} {'out tok/s':>9}")
+            for mode in modes:
+                model = make(MODES[mode])
+                r = await run_tasks(model, tools, tasks)
+                if name in ("llamacpp-server", "vllm"):
+                    await model.aclose()
+                print(f"  {mode:12} {r['ok']:>4}/{len(tasks)} {r['ok'] / len(tasks):5.0%} "
+                      f"{r['parseable']:>8}/{n_call} {r['parseable'] / max(n_call, 1):5.0%} {r['p50_step']:10.2f} "
+                      f"{r['tok_s']:9.1f}", flush=True)
+        if not a.skip_concurrency and name in ("llamacpp-server", "vllm"):
+            one_tps, one_tok, one_wall = await sessions(make, tools, 1)
+            many_tps, many_tok, many_wall = await sessions(make, tools, a.sessions)
+            print(f"  1 session: {one_tok} tokens in {one_wall:.1f} s = {one_tps:.1f} tok/s; "
+                  f"{a.sessions} sessions: {many_tok} tokens in {many_wall:.1f} s = {many_tps:.1f} tok/s; "
+                  f"throughput ratio {many_tps / one_tps:.2f}x", flush=True)
+
+
+def spread(tasks: list[dict], limit: int) -> list[dict]:
+    """``limit`` tasks spread evenly over the set (it is ordered by tool), so every tool and no-call case shows."""
+    if not limit or limit >= len(tasks):
+        return tasks
+    step = len(tasks) / limit
+    return [tasks[int(i * step)] for i in range(limit)]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default="embedded,llamacpp-server,vllm,transformers")
+    ap.add_argument("--limit", type=int, default=12)
+    ap.add_argument("--sessions", type=int, default=32)
+    ap.add_argument("--skip-tasks", action="store_true")
+    ap.add_argument("--skip-concurrency", action="store_true")
+    a = ap.parse_args()
+    data = json.loads(DATA.read_text())
+    tools = [CannedTool(ToolSchema(**t)) for t in data["tools"]]
+    tasks = spread(data["tasks"], a.limit)
+    n_call = sum(t["expected_tool"] is not None for t in tasks)
+    print(f"{len(tasks)} tasks ({n_call} need a call, {len(tasks) - n_call} need none); greedy decoding; "
+          f"Qwen2.5-Coder-0.5B (Q4_K_M GGUF for llama.cpp, its bf16 conversion for vLLM and transformers)")
+    for name in a.backends.split(","):
+        await bench_backend(name.strip(), a, tools, tasks)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Backend conformance suite: the same agent-level tests, run unchanged against every model backend."""
