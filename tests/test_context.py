@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support_scripted import scripted_server
 
 from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.context import fit_conversation, prompt_bytes
@@ -16,7 +17,6 @@ from qwen_agent.llm.errors import ContextLengthError
 from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer
-from support_scripted import scripted_server
 
 
 async def fit(messages: list[Message], budget: int):

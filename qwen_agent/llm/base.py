@@ -24,7 +24,7 @@ from qwen_agent.llm.errors import ModelError
 from qwen_agent.messages import Message, MessageLike, ToolCall, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
 from qwen_agent.prompting import get_format, render_note
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply
-from qwen_agent.sync import run_sync, iterate_sync
+from qwen_agent.sync import iterate_sync, run_sync
 
 
 class SamplingParams(BaseModel):
@@ -326,6 +326,15 @@ class ChatModel(abc.ABC):
         has_tool_history = any(m.role == "tool" or m.tool_calls for m in msgs)
         if fc.mode == "native" and self.supports_native_tools:
             # The server renders tools itself; our parser only reads calls it missed in the text.
+            if answer_only and has_tool_history:
+                # As in prompted mode: prefill the answer where the server can continue a message (vLLM),
+                # else leave the tools out and ask in words; tool_choice="none" alone did not stop the 0.5B
+                # model from writing its call again on vLLM.
+                if self.supports_prefill and fmt.answer_prefix:
+                    p.extra_body = {**p.extra_body, "tool_choice": "none"} if schemas else p.extra_body
+                    return _Plan([*msgs, Message.assistant(fmt.answer_prefix)], p, schemas or None, None, fmt,
+                                 parse_tools, prefix=fmt.answer_prefix)
+                return _Plan([*msgs, Message.user(render_note("answer_now"))], p, None, None, fmt, parse_tools)
             if answer_only and schemas:
                 p.extra_body = {**p.extra_body, "tool_choice": "none"}
             elif schemas and not fc.parallel:

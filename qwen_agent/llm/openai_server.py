@@ -55,7 +55,7 @@ class ServerInfo(BaseModel):
 def server_root(base_url: str) -> str:
     """``http://host:8000/v1`` -> ``http://host:8000``: vLLM serves ``/tokenize`` beside ``/v1``, not under it."""
     root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
+    return root.removesuffix("/v1")
 
 
 def apply_dialect(body: dict[str, Any], kind: ServerKind, grammar: str | None, grammar_key: str | None) -> None:
