@@ -33,7 +33,7 @@ from typing import Any
 
 from bench_tool_calling import args_match, schema_valid
 
-from qwen_agent.agents import Agent
+from qwen_agent.agents import Agent, AgentModelError
 from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
 from qwen_agent.messages import ToolSchema
 from qwen_agent.tools.schema_tool import SchemaTool
@@ -60,6 +60,23 @@ class CannedTool(SchemaTool):
 
 
 ModelMaker = Callable[[FunctionCalling], ChatModel]
+_TOKENIZER: Any = None
+
+
+def completion_tokens(result: Any) -> int:
+    """The run's completion tokens as the server reported them, or counted with the model's own tokenizer (from
+    the converted folder) when it reported none: llama-cpp-python's server sends no usage in streams."""
+    global _TOKENIZER
+    if result.usage.completion_tokens:
+        return int(result.usage.completion_tokens)
+    if _TOKENIZER is None:
+        from transformers import AutoTokenizer
+
+        from qwen_agent.llm.hf_convert import ensure_hf_model
+
+        _TOKENIZER = AutoTokenizer.from_pretrained(ensure_hf_model())
+    replies = [m for m in result.messages if m.role == "assistant"]
+    return sum(len(_TOKENIZER.encode(m.generated_text or m.text or "")) + 1 for m in replies)  # +1: end of turn
 
 
 @contextlib.contextmanager
@@ -129,7 +146,7 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
         wall += elapsed
         steps += result.steps
         step_latencies.append(elapsed / max(result.steps, 1))
-        completion += result.usage.completion_tokens
+        completion += completion_tokens(result)
         first = next((m for m in result.messages if m.role == "assistant"), None)
         calls = (first.tool_calls or []) if first is not None else []
         want = task["expected_tool"]
@@ -144,22 +161,28 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
             "tok_s": completion / wall if wall else 0.0, "steps": steps}
 
 
-async def sessions(make: ModelMaker, tools: list[CannedTool], n: int) -> tuple[float, int, float]:
-    """``n`` concurrent agent sessions (one model client each, as separate users would have): tokens/s."""
+async def sessions(make: ModelMaker, tools: list[CannedTool], n: int) -> tuple[float, int, float, int]:
+    """``n`` concurrent agent sessions (one model client each, as separate users would have): output tokens/s,
+    tokens, wall seconds and how many sessions failed (counted, not fatal: a server may drop requests)."""
     cities = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo", "Quito", "Perth", "Delhi"]
     models = [make(MODES["prompted"]) for _ in range(n)]
 
-    async def one(i: int, model: ChatModel) -> int:
-        result = await Agent(model, tools=tools, max_steps=3).arun(
-            f"What's the weather like in {cities[i % len(cities)]} right now?")
-        return result.usage.completion_tokens
+    async def one(i: int, model: ChatModel) -> int | None:
+        try:
+            result = await Agent(model, tools=tools, max_steps=3).arun(
+                f"What's the weather like in {cities[i % len(cities)]} right now?")
+        except AgentModelError as exc:
+            print(f"    session {i} failed: {exc}", flush=True)
+            return None
+        return completion_tokens(result)
 
     started = time.perf_counter()
-    tokens = sum(await asyncio.gather(*(one(i, m) for i, m in enumerate(models))))
+    done = await asyncio.gather(*(one(i, m) for i, m in enumerate(models)))
     wall = time.perf_counter() - started
     for m in models:
         await m.aclose()
-    return tokens / wall, tokens, wall
+    tokens = sum(t for t in done if t is not None)
+    return tokens / wall, tokens, wall, sum(t is None for t in done)
 
 
 async def bench_backend(name: str, a: argparse.Namespace, tools: list[CannedTool], tasks: list[dict]) -> None:
@@ -177,11 +200,11 @@ async def bench_backend(name: str, a: argparse.Namespace, tools: list[CannedTool
                       f"{r['parseable']:>8}/{n_call} {r['parseable'] / max(n_call, 1):5.0%} {r['p50_step']:10.2f} "
                       f"{r['tok_s']:9.1f}", flush=True)
         if not a.skip_concurrency and name in ("llamacpp-server", "vllm"):
-            one_tps, one_tok, one_wall = await sessions(make, tools, 1)
-            many_tps, many_tok, many_wall = await sessions(make, tools, a.sessions)
+            one_tps, one_tok, one_wall, _ = await sessions(make, tools, 1)
+            many_tps, many_tok, many_wall, failed = await sessions(make, tools, a.sessions)
             print(f"  1 session: {one_tok} tokens in {one_wall:.1f} s = {one_tps:.1f} tok/s; "
-                  f"{a.sessions} sessions: {many_tok} tokens in {many_wall:.1f} s = {many_tps:.1f} tok/s; "
-                  f"throughput ratio {many_tps / one_tps:.2f}x", flush=True)
+                  f"{a.sessions} sessions: {many_tok} tokens in {many_wall:.1f} s = {many_tps:.1f} tok/s "
+                  f"({failed} failed); throughput ratio {many_tps / one_tps:.2f}x", flush=True)
 
 
 def spread(tasks: list[dict], limit: int) -> list[dict]:

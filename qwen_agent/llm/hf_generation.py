@@ -16,7 +16,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.errors import ModelRequestError
-from qwen_agent.llm.llamacpp import _to_llama_message
+from qwen_agent.llm.llamacpp import template_message
 from qwen_agent.messages import Message
 
 __all__ = ["StopCutter", "build_generation", "prompt_ids"]
@@ -36,7 +36,7 @@ def prompt_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
     answer prefixes end with a space ("Based on the tool results, "): rendering with a sentinel and cutting at
     it keeps the prefix byte-exact, as `llamacpp_runtime.continuation_prompt` does for llama.cpp.
     """
-    request = [_to_llama_message(m) for m in messages]
+    request = [template_message(m) for m in messages]
     if request and request[-1]["role"] == "assistant":
         last = dict(request[-1])
         last["content"] = (last.get("content") or "") + _SENTINEL

@@ -34,7 +34,7 @@ from qwen_agent.llm.llamacpp_runtime import (
 from qwen_agent.llm.model_store import resolve
 from qwen_agent.messages import Message, TextPart, ToolSchema
 
-__all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf"]
+__all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf", "template_message"]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class LlamaCpp(ChatModel):
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
-        request = [_to_llama_message(m) for m in messages]
+        request = [template_message(m) for m in messages]
 
         def count() -> int:
             with self._lock:
@@ -210,7 +210,7 @@ class LlamaCpp(ChatModel):
             except RuntimeError:  # the caller's loop is gone: nobody listens any more
                 cancel.set()
 
-        request = [_to_llama_message(m) for m in messages]
+        request = [template_message(m) for m in messages]
         self._active.add(cancel)
         loop.run_in_executor(self._worker(), self._generate, request, params, grammar, emit, cancel)
         try:
@@ -305,7 +305,7 @@ class LlamaCpp(ChatModel):
         return grammar
 
 
-def _to_llama_message(message: Message) -> dict[str, Any]:
+def template_message(message: Message) -> dict[str, Any]:
     """An OpenAI-style dict the GGUF chat template can render: string content, dict tool-call arguments."""
     d = message.to_openai()
     d.pop("reasoning_content", None)

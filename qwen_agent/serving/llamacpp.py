@@ -44,7 +44,8 @@ class LlamaCppServer:
     """``python -m llama_cpp.server`` serving one GGUF (a path or a catalogue name) as ``alias``; a context manager.
 
     ``port=0`` picks a free port. The process runs in its own process group and is killed as a whole on `stop`,
-    on exit from the ``with`` block, and at interpreter exit.
+    on exit from the ``with`` block, and at interpreter exit. Concurrent requests queue (llama.cpp serves one
+    at a time); the server's default would instead interrupt a streaming reply when the next request arrives.
     """
 
     host = HOST
@@ -84,7 +85,9 @@ class LlamaCppServer:
         threads = str(self.n_threads)
         return [sys.executable, "-c", _LAUNCHER, "--model", str(self.model_path), "--host", HOST,
                 "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--model_alias", self.alias,
-                "--n_threads", threads, "--n_threads_batch", threads]
+                "--n_threads", threads, "--n_threads_batch", threads,
+                # Its default cuts off a streaming reply whenever another request arrives; queue them instead.
+                "--interrupt_requests", "false"]
 
     def start(self) -> LlamaCppServer:
         """Start and wait until ``/v1/models`` answers; `ServerStartError` with the log tail otherwise."""
