@@ -174,7 +174,7 @@ async def test_closing_the_stream_or_cancelling_the_task_stops_generation(hf_mod
     got = [await anext(stream) for _ in range(3)]
     assert all(d.content for d in got)
     await stream.aclose()
-    await hf_model._in_worker(lambda: None)  # queued behind the generation: returns once it has ended
+    await hf_model._worker.run(lambda: None)  # queued behind the generation: returns once it has ended
     assert hf_model.last_finish_reason == "cancelled"
     assert hf_model.last_usage is not None and hf_model.last_usage.completion_tokens < 40
 
@@ -189,7 +189,7 @@ async def test_closing_the_stream_or_cancelling_the_task_stops_generation(hf_mod
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await hf_model._in_worker(lambda: None)
+    await hf_model._worker.run(lambda: None)
     assert hf_model.last_finish_reason == "cancelled"
     assert hf_model.last_usage.completion_tokens < 40
     # The backend is still usable afterwards.

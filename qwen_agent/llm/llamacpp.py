@@ -8,14 +8,12 @@ one request to the next: an agent's follow-up step only evaluates the tokens add
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from qwen_agent.llm.llamacpp_runtime import (
     perf_counters,
 )
 from qwen_agent.llm.model_store import resolve
+from qwen_agent.llm.worker import Emit, ModelWorker
 from qwen_agent.messages import Message, TextPart, ToolSchema
 
 __all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf", "template_message"]
@@ -105,20 +104,13 @@ class LlamaCpp(ChatModel):
         self.extra_buffer_types = extra_buffer_types
         self.load_seconds: float | None = None
         self._llm: Any = None
-        self._lock = threading.Lock()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._active: set[threading.Event] = set()
+        self._worker = ModelWorker("llamacpp")
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._warned_extra: set[str] = set()
 
     # ---- loading ---------------------------------------------------------------------------------------------
-    def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
-        return self._executor
-
     def _ensure_loaded(self) -> Any:
-        """Load the model if needed (call with ``self._lock`` held, normally in the worker thread)."""
+        """Load the model if needed (on the worker thread, under its lock)."""
         if self._llm is not None:
             return self._llm
         path = resolve(self.model_spec)
@@ -132,33 +124,24 @@ class LlamaCpp(ChatModel):
         log.info("loaded %s in %.2fs (n_ctx=%d, %d threads)", path, self.load_seconds, self.n_ctx, self.n_threads)
         return self._llm
 
-    def _call_in_worker(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` under the lock in the worker thread and wait for it (from any other thread)."""
-        def job() -> Any:
-            with self._lock:
-                return fn()
-
-        return self._worker().submit(job).result()
-
     def load(self) -> None:
         """Load the model now instead of on first use (blocking)."""
-        self._call_in_worker(self._ensure_loaded)
+        self._worker.call(self._ensure_loaded)
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes for this model (special tokens such as ``<|im_start|>`` count as one)."""
-        llm = self._llm if self._llm is not None else self._call_in_worker(self._ensure_loaded)
+        llm = self._llm if self._llm is not None else self._worker.call(self._ensure_loaded)
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
         request = [template_message(m) for m in messages]
 
         def count() -> int:
-            with self._lock:
-                llm = self._ensure_loaded()
-                prompt = chat_prompt(llm, request)
-                return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+            llm = self._ensure_loaded()
+            prompt = chat_prompt(llm, request)
+            return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
-        return await asyncio.get_running_loop().run_in_executor(self._worker(), count)
+        return await self._worker.run(count)
 
     async def _context_window(self) -> int | None:
         return self.n_ctx
@@ -174,20 +157,12 @@ class LlamaCpp(ChatModel):
 
     async def aclose(self) -> None:
         """Stop running requests and free the model's memory. Safe to call twice; a later request reloads it."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        for event in list(self._active):
-            event.set()
-
         def unload() -> None:
-            with self._lock:
-                if self._llm is not None:
-                    self._llm.close()
-                    self._llm = None
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
 
-        await asyncio.get_running_loop().run_in_executor(executor, unload)
-        executor.shutdown(wait=False)
+        await self._worker.shutdown(unload)
 
     # ---- generation ------------------------------------------------------------------------------------------
     async def _stream_raw(
@@ -200,62 +175,38 @@ class LlamaCpp(ChatModel):
     ) -> AsyncIterator[RawChunk]:
         if tools:
             raise ModelRequestError("LlamaCpp renders tools in the prompt; use FunctionCalling(mode='prompted')")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def emit(kind: str, value: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-            except RuntimeError:  # the caller's loop is gone: nobody listens any more
-                cancel.set()
-
         request = [template_message(m) for m in messages]
-        self._active.add(cancel)
-        loop.run_in_executor(self._worker(), self._generate, request, params, grammar, emit, cancel)
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "chunk":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
-        finally:
-            cancel.set()  # the consumer stopped (or we are done): the worker stops at the next token
-            self._active.discard(cancel)
+        async for chunk in self._worker.stream(
+                lambda emit, cancel: self._generate(request, params, grammar, emit, cancel)):
+            yield chunk
 
     def _generate(self, request: list[dict[str, Any]], params: SamplingParams, grammar: str | None,
-                  emit: Callable[[str, Any], None], cancel: threading.Event) -> None:
-        """Worker-thread side of one request: every outcome, errors included, goes through ``emit``."""
+                  emit: Emit, cancel: threading.Event) -> None:
+        """Worker-thread side of one request (under the worker's lock): every outcome goes through ``emit``."""
         try:
-            if cancel.is_set():
-                return
-            with self._lock:
-                llm = self._ensure_loaded()
-                kwargs = self._sampling_kwargs(llm, params, grammar)
-                finish: str | None = None
-                if request and request[-1]["role"] == "assistant":
-                    # A final assistant message is a prefix to continue (answer prefill), not a finished turn.
-                    stream = llm.create_completion(continuation_prompt(llm, request), stream=True, **kwargs)
-                else:
-                    stream = llm.create_chat_completion(messages=request, stream=True, **kwargs)
-                try:
-                    for chunk in stream:
-                        choice = chunk["choices"][0]
-                        text = choice.get("text") or choice.get("delta", {}).get("content") or ""
-                        if text:
-                            emit("chunk", RawChunk(text=text))
-                        finish = choice.get("finish_reason") or finish
-                        if cancel.is_set():
-                            finish = "cancelled"
-                            break
-                finally:
-                    stream.close()
-                stats = llm.stats
-                usage = Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-                              cached_prompt_tokens=stats.cached_prompt_tokens)
+            llm = self._ensure_loaded()
+            kwargs = self._sampling_kwargs(llm, params, grammar)
+            finish: str | None = None
+            if request and request[-1]["role"] == "assistant":
+                # A final assistant message is a prefix to continue (answer prefill), not a finished turn.
+                stream = llm.create_completion(continuation_prompt(llm, request), stream=True, **kwargs)
+            else:
+                stream = llm.create_chat_completion(messages=request, stream=True, **kwargs)
+            try:
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    text = choice.get("text") or choice.get("delta", {}).get("content") or ""
+                    if text:
+                        emit("chunk", RawChunk(text=text))
+                    finish = choice.get("finish_reason") or finish
+                    if cancel.is_set():
+                        finish = "cancelled"
+                        break
+            finally:
+                stream.close()
+            stats = llm.stats
+            usage = Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+                          cached_prompt_tokens=stats.cached_prompt_tokens)
             emit("chunk", RawChunk(finish_reason=finish or "stop", usage=usage))
         except ModelError as exc:
             emit("error", exc)
@@ -267,8 +218,6 @@ class LlamaCpp(ChatModel):
                 emit("error", ModelRequestError(f"llama.cpp rejected the request: {exc}"))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the caller, not die in the thread
             emit("error", ModelError(f"llama.cpp failed during generation: {exc!r}"))
-        finally:
-            emit("done", None)
 
     def _sampling_kwargs(self, llm: Any, params: SamplingParams, grammar: str | None) -> dict[str, Any]:
         # llama.cpp's own default is "until the context is full": a small model stuck repeating itself would then

@@ -8,14 +8,12 @@ Stop words, cancellation and streaming are handled here; tool calling is the sha
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import gc
 import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingPa
 from qwen_agent.llm.catalogue import CATALOGUE
 from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelNotFoundError, ModelRequestError
 from qwen_agent.llm.llamacpp import DEFAULT_MAX_TOKENS
+from qwen_agent.llm.worker import Emit, ModelWorker
 from qwen_agent.messages import Message, ToolSchema
 
 __all__ = ["Transformers", "TransformersNotInstalledError"]
@@ -88,17 +87,10 @@ class Transformers(ChatModel):
         self.last_usage: Usage | None = None
         self._model: Any = None
         self._tokenizer: Any = None
-        self._lock = threading.Lock()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._active: set[threading.Event] = set()
+        self._worker = ModelWorker("transformers")
         self._warned_extra: set[str] = set()
 
     # ---- loading ---------------------------------------------------------------------------------------------
-    def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="transformers")
-        return self._executor
-
     def _source(self) -> str:
         """The folder or hub id to load; missing local folders fail here with a message saying what to do."""
         from qwen_agent.llm.hf_convert import ensure_hf_model
@@ -127,7 +119,7 @@ class Transformers(ChatModel):
         return text  # a hub id
 
     def _ensure_loaded(self) -> tuple[Any, Any]:
-        """Load tokenizer and model if needed (call with ``self._lock`` held, normally in the worker thread)."""
+        """Load tokenizer and model if needed (on the worker thread, under its lock)."""
         if self._model is not None:
             return self._model, self._tokenizer
         torch, transformers = _import_torch_transformers()
@@ -163,27 +155,13 @@ class Transformers(ChatModel):
             return value
         return dtype
 
-    def _call_in_worker(self, fn: Callable[[], Any]) -> Any:
-        def job() -> Any:
-            with self._lock:
-                return fn()
-
-        return self._worker().submit(job).result()
-
-    async def _in_worker(self, fn: Callable[[], Any]) -> Any:
-        def job() -> Any:
-            with self._lock:
-                return fn()
-
-        return await asyncio.get_running_loop().run_in_executor(self._worker(), job)
-
     def load(self) -> None:
         """Load the model now instead of on first use (blocking)."""
-        self._call_in_worker(self._ensure_loaded)
+        self._worker.call(self._ensure_loaded)
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes for this model (special tokens such as ``<|im_start|>`` count as one)."""
-        _, tokenizer = self._call_in_worker(self._ensure_loaded)
+        _, tokenizer = self._worker.call(self._ensure_loaded)
         return len(tokenizer.encode(text, add_special_tokens=False))
 
     async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
@@ -193,30 +171,22 @@ class Transformers(ChatModel):
 
             return len(prompt_ids(tokenizer, messages))
 
-        return await self._in_worker(count)
+        return await self._worker.run(count)
 
     async def _context_window(self) -> int | None:
         def window() -> int | None:
             model, tokenizer = self._ensure_loaded()
             return _window(model, tokenizer)
 
-        return await self._in_worker(window)
+        return await self._worker.run(window)
 
     async def aclose(self) -> None:
         """Stop running requests and free the model's memory. Safe to call twice; a later request reloads it."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        for event in list(self._active):
-            event.set()
-
         def unload() -> None:
-            with self._lock:
-                self._model = self._tokenizer = None
-                gc.collect()
+            self._model = self._tokenizer = None
+            gc.collect()
 
-        await asyncio.get_running_loop().run_in_executor(executor, unload)
-        executor.shutdown(wait=False)
+        await self._worker.shutdown(unload)
 
     # ---- generation ------------------------------------------------------------------------------------------
     async def _stream_raw(
@@ -231,72 +201,45 @@ class Transformers(ChatModel):
             raise ModelRequestError("Transformers renders tools in the prompt; use FunctionCalling(mode='prompted')")
         if grammar:
             raise ModelRequestError("Transformers cannot constrain decoding with a grammar; use the LlamaCpp backend")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        cancel = threading.Event()
+        async for chunk in self._worker.stream(lambda emit, cancel: self._generate(messages, params, emit, cancel)):
+            yield chunk
 
-        def emit(kind: str, value: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-            except RuntimeError:  # the caller's loop is gone: nobody listens any more
-                cancel.set()
-
-        self._active.add(cancel)
-        loop.run_in_executor(self._worker(), self._generate, messages, params, emit, cancel)
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "chunk":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
-        finally:
-            cancel.set()  # the consumer stopped (or we are done): generation stops at the next token
-            self._active.discard(cancel)
-
-    def _generate(self, messages: list[Message], params: SamplingParams, emit: Callable[[str, Any], None],
+    def _generate(self, messages: list[Message], params: SamplingParams, emit: Emit,
                   cancel: threading.Event) -> None:
-        """Worker-thread side of one request: every outcome, errors included, goes through ``emit``."""
+        """Worker-thread side of one request (under the worker's lock): every outcome goes through ``emit``."""
         try:
-            if cancel.is_set():
-                return
-            with self._lock:
-                torch, _ = _import_torch_transformers()
-                from qwen_agent.llm.hf_generation import StopCutter, build_generation, prompt_ids
+            torch, _ = _import_torch_transformers()
+            from qwen_agent.llm.hf_generation import StopCutter, build_generation, prompt_ids
 
-                model, tokenizer = self._ensure_loaded()
-                ids = prompt_ids(tokenizer, messages)
-                window = _window(model, tokenizer)
-                if window is not None and len(ids) >= window:
-                    raise ContextLengthError(f"the prompt has {len(ids)} tokens and the model's context is {window};"
-                                             " shorten the conversation", status_code=None)
-                cutter = StopCutter(params.stop)
-                max_new = params.max_tokens or DEFAULT_MAX_TOKENS
-                if window is not None:
-                    max_new = max(1, min(max_new, window - len(ids)))
-                gen = build_generation(model, tokenizer, params, max_new, cancel, cutter,
-                                       lambda text: emit("chunk", RawChunk(text=text)), self._warn_extra)
-                if params.seed is not None:
-                    torch.manual_seed(params.seed)
-                input_ids = torch.tensor([ids], device=model.device)
-                with torch.inference_mode():
-                    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **gen.kwargs)
-                tail = cutter.flush()
-                if tail:
-                    emit("chunk", RawChunk(text=tail))
-                completion = int(out.shape[1]) - len(ids)
-                finish = gen.finish_reason(out[0, len(ids):].tolist(), completion, max_new)
-                usage = Usage(prompt_tokens=len(ids), completion_tokens=completion)
-                self.last_finish_reason, self.last_usage = finish, usage
+            model, tokenizer = self._ensure_loaded()
+            ids = prompt_ids(tokenizer, messages)
+            window = _window(model, tokenizer)
+            if window is not None and len(ids) >= window:
+                raise ContextLengthError(f"the prompt has {len(ids)} tokens and the model's context is {window};"
+                                         " shorten the conversation", status_code=None)
+            cutter = StopCutter(params.stop)
+            max_new = params.max_tokens or DEFAULT_MAX_TOKENS
+            if window is not None:
+                max_new = max(1, min(max_new, window - len(ids)))
+            gen = build_generation(model, tokenizer, params, max_new, cancel, cutter,
+                                   lambda text: emit("chunk", RawChunk(text=text)), self._warn_extra)
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            input_ids = torch.tensor([ids], device=model.device)
+            with torch.inference_mode():
+                out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **gen.kwargs)
+            tail = cutter.flush()
+            if tail:
+                emit("chunk", RawChunk(text=tail))
+            completion = int(out.shape[1]) - len(ids)
+            finish = gen.finish_reason(out[0, len(ids):].tolist(), completion, max_new)
+            usage = Usage(prompt_tokens=len(ids), completion_tokens=completion)
+            self.last_finish_reason, self.last_usage = finish, usage
             emit("chunk", RawChunk(finish_reason=finish, usage=usage))
         except ModelError as exc:
             emit("error", exc)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the caller, not die in the thread
             emit("error", ModelError(f"transformers failed during generation: {exc!r}"))
-        finally:
-            emit("done", None)
 
     def _warn_extra(self, key: str, understood: str) -> None:
         if key not in self._warned_extra:
