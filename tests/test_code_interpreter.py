@@ -181,12 +181,14 @@ def test_interpreter_exit_and_sigkill_leave_no_orphans(tmp_path):
     (bwrap --die-with-parent): either way no sandbox process survives."""
     script = textwrap.dedent(f"""
         import asyncio, json, sys, time, psutil
-        from qwen_agent.tools.code_interpreter import Kernel
+        from qwen_agent.tools.code_interpreter import Kernel, SandboxConfig
         async def main():
-            k = Kernel(work_dir={str(tmp_path)!r}, preload=False)
+            # quota by watchdog: a SIGKILLed host cannot unmount a work-dir tmpfs (see volume.py)
+            k = Kernel(SandboxConfig(quota="watchdog"), work_dir={str(tmp_path)!r}, preload=False)
             await k.start()
             root = psutil.Process(k.process.pid)
-            print(json.dumps([str(k._run_dir), [p.pid for p in [root, *root.children(recursive=True)]]]), flush=True)
+            print(json.dumps([str(k._dirs.private), [p.pid for p in [root, *root.children(recursive=True)]]]),
+                  flush=True)
             if sys.argv[1] == "hang":
                 time.sleep(60)
             return k

@@ -149,7 +149,9 @@ def _image_url(ref: FileRef) -> str | None:
             return ref.file_data
         return f"data:{ref.mime_type};base64,{ref.file_data}"
     if ref.path:
-        return Path(ref.path).resolve().as_uri()
+        # absolute() does not follow symlinks: the URI names the path the tool reported, never a file that a
+        # sandbox's symlink planted there points to
+        return Path(ref.path).absolute().as_uri()
     return None
 
 

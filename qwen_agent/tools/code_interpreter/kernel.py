@@ -14,6 +14,8 @@ import os
 import queue
 import secrets
 import shutil
+import signal
+import stat
 import tempfile
 import time
 import weakref
@@ -21,16 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import zmq
+import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 
+from qwen_agent.tools.code_interpreter.bwrap import SANDBOX_CONNECTION_FILE, SANDBOX_RUN_DIR
 from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
 from qwen_agent.tools.code_interpreter.sandbox import (
-    SANDBOX_RUN_DIR,
     SandboxConfig,
+    SandboxDirs,
     SandboxedProcess,
     spawn,
     write_identity_files,
 )
+from qwen_agent.tools.code_interpreter.volume import WorkVolume
 from qwen_agent.tools.errors import SandboxError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,10 @@ PRELOAD = "import numpy as np, pandas as pd, matplotlib\nimport matplotlib.pyplo
 INTERRUPT_GRACE_S = 3.0
 _PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 _POLL_S = 0.02  # how often a waiting execution checks that the kernel process is alive and the disk quota holds
+
+_MiB = 1024 * 1024
+# what jupyter-client raises for a message it cannot decode or verify: the sandbox sent it, so it is dropped
+_UNDECODABLE = (ValueError, TypeError, KeyError, RecursionError, UnicodeError)
 
 STATE_LOST = "All variables, imports and definitions were lost; files in the work directory were kept."
 
@@ -55,13 +65,13 @@ def _spawner() -> ThreadPoolExecutor:
     return _SPAWNER
 
 
-def _reap(proc_box: list[SandboxedProcess | None], run_dir: Path) -> None:
-    """Finalizer (GC or interpreter exit): kill the sandbox and remove its run dir. Must not reference the kernel."""
+def _reap(proc_box: list[SandboxedProcess | None], private_dir: Path) -> None:
+    """Finalizer (GC or interpreter exit): kill the sandbox and remove its host dir. Must not reference the kernel."""
     proc = proc_box[0]
     if proc is not None:
         proc.kill()
         proc_box[0] = None
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(private_dir, ignore_errors=True)
 
 
 class Kernel:
@@ -77,7 +87,8 @@ class Kernel:
         flood_chars: int = 20_000_000,
     ) -> None:
         self.config = config or SandboxConfig()
-        if self.config.mode == "none":
+        self.sandboxed = self.config.mode != "none"
+        if not self.sandboxed:
             logger.warning("code interpreter kernel runs WITHOUT a sandbox (sandbox='none'): model code has full access")
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="qwen-agent-work-")).resolve()
@@ -85,12 +96,20 @@ class Kernel:
         self.preload = preload
         self.startup_timeout = startup_timeout
         self.flood_chars = flood_chars
+        limits = self.config.limits
+        # as root the sandbox uid is an unprivileged host uid, which must own what the code may change
+        self.owner_uid = self.config.host_uid if self.sandboxed and os.geteuid() == 0 else None
+        self.volume = WorkVolume(self.work_dir, limits.work_dir_bytes, limits.work_dir_files,
+                                 mode=self.config.quota, owner_uid=self.owner_uid)
         self._proc_box: list[SandboxedProcess | None] = [None]
-        self._run_dir: Path | None = None
+        self._dirs: SandboxDirs | None = None
         self._finalizer: weakref.finalize | None = None
         self._client: AsyncKernelClient | None = None
+        self._context: zmq.asyncio.Context | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
+        self._quota_reason: str | None = None
+        self._volume_finalizer: weakref.finalize | None = None
         self.restarts = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------------------------
@@ -105,30 +124,41 @@ class Kernel:
 
     async def start(self) -> None:
         """Spawn the sandbox and wait until the kernel answers (and has imported the scientific stack)."""
-        run_dir = Path(tempfile.mkdtemp(prefix="qa-k-"))  # short: Unix socket paths are limited to ~107 bytes
-        self._run_dir = run_dir
+        if self.sandboxed and self._volume_finalizer is None:
+            await asyncio.to_thread(self.volume.attach)  # once: the tmpfs outlives restarts
+            # a kernel never closed (interpreter exit, GC) still puts its files back on disk and unmounts
+            self._volume_finalizer = weakref.finalize(self, self.volume.detach, True)
+            if self.owner_uid is not None and self.volume.kind != "tmpfs":
+                os.chown(self.work_dir, self.owner_uid, self.owner_uid, follow_symlinks=False)
+        # short: Unix socket paths are limited to ~107 bytes
+        dirs = self._dirs = SandboxDirs.create(Path(tempfile.mkdtemp(prefix="qa-k-")))
+        self._quota_reason = None
         key = secrets.token_hex(32)
-        write_identity_files(run_dir, self.config.sandbox_uid)
-        inside = self.config.mode != "none"
-        conn = {**_PORTS, "transport": "ipc", "ip": f"{SANDBOX_RUN_DIR if inside else run_dir}/k", "key": key,
+        write_identity_files(dirs.private, self.config.sandbox_uid)
+        inside = self.sandboxed
+        conn = {**_PORTS, "transport": "ipc", "ip": f"{SANDBOX_RUN_DIR if inside else dirs.sockets}/k", "key": key,
                 "signature_scheme": "hmac-sha256", "kernel_name": "python3"}
-        (run_dir / "kernel.json").write_text(json.dumps(conn))
-        conn_path = f"{SANDBOX_RUN_DIR if inside else run_dir}/kernel.json"
+        (dirs.private / "kernel.json").write_text(json.dumps(conn))
+        conn_path = SANDBOX_CONNECTION_FILE if inside else str(dirs.private / "kernel.json")
         argv = ["ipykernel_launcher", "-f", conn_path, "--HistoryManager.enabled=False",
                 "--InteractiveShell.colors=nocolor"]
-        spawning = _spawner().submit(spawn, self.config, argv, self.work_dir, run_dir, run_dir / "kernel.log")
+        log_fd = os.open(dirs.private / "kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         try:
-            proc = await asyncio.wrap_future(spawning)
-        except BaseException:
-            # cancelled while bwrap was starting: the spawn still completes in its thread, so reap it then
-            spawning.add_done_callback(lambda f: _reap([None if f.cancelled() or f.exception() else f.result()],
-                                                       run_dir))
-            raise
+            spawning = _spawner().submit(spawn, self.config, argv, self.work_dir, dirs, log_fd)
+            try:
+                proc = await asyncio.wrap_future(spawning)
+            except BaseException:
+                # cancelled while bwrap was starting: the spawn still completes in its thread, so reap it then
+                spawning.add_done_callback(lambda f: _reap([None if f.cancelled() or f.exception() else f.result()],
+                                                           dirs.private))
+                raise
+        finally:
+            os.close(log_fd)
         self._proc_box[0] = proc
-        self._finalizer = weakref.finalize(self, _reap, self._proc_box, run_dir)
-        self._host_conn = {**conn, "ip": f"{run_dir}/k"}
+        self._finalizer = weakref.finalize(self, _reap, self._proc_box, dirs.private)
+        self._host_conn = {**conn, "ip": f"{dirs.private}/k"}
         try:
-            await self._wait_for_sockets(run_dir, time.monotonic() + self.startup_timeout)
+            await self._wait_for_sockets(dirs, time.monotonic() + self.startup_timeout)
             await self._connect(time.monotonic() + self.startup_timeout)
             if self.preload:
                 res = await self._execute(PRELOAD, self.startup_timeout, silent=True)
@@ -137,13 +167,33 @@ class Kernel:
         except BaseException:
             self._kill()
             raise
-        logger.debug("kernel started (pid %d, work dir %s)", proc.pid, self.work_dir)
+        if self.sandboxed:
+            self.volume.start_watch(self._quota_exceeded)
+        logger.debug("kernel started (pid %d, work dir %s, quota by %s)", proc.pid, self.work_dir, self.volume.kind)
 
-    async def _wait_for_sockets(self, run_dir: Path, deadline: float) -> None:
+    async def _wait_for_sockets(self, dirs: SandboxDirs, deadline: float) -> None:
+        """Wait for the kernel's sockets, then pin them: hard links in the private dir, checked to be sockets.
+
+        The host connects (and ZMQ reconnects) only through those links, so whatever the sandbox later puts in its
+        socket dir (a symlink to another host socket, say) is never followed. No user code has run in this
+        sandbox yet when the links are made.
+        """
         names = [f"k-{port}" for port in _PORTS.values()]
-        while not all((run_dir / n).exists() for n in names):
+        while not all((dirs.sockets / n).exists() for n in names):
             self._check_started(deadline)
             await asyncio.sleep(0.005)
+        expected_uid = self.owner_uid if self.owner_uid is not None else os.geteuid()
+        src_fd = os.open(dirs.sockets, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        dst_fd = os.open(dirs.private, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for name in names:
+                os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+                st = os.stat(name, dir_fd=dst_fd, follow_symlinks=False)
+                if not stat.S_ISSOCK(st.st_mode) or st.st_uid != expected_uid:
+                    raise SandboxError(f"the kernel's {name} is not a socket it created; refusing to connect")
+        finally:
+            os.close(src_fd)
+            os.close(dst_fd)
 
     def _check_started(self, deadline: float) -> None:
         proc = self.process
@@ -154,15 +204,18 @@ class Kernel:
 
     def _log_tail(self, chars: int = 2000) -> str:
         try:
-            return (self._run_dir / "kernel.log").read_text(errors="replace")[-chars:] if self._run_dir else ""
+            return (self._dirs.private / "kernel.log").read_text(errors="replace")[-chars:] if self._dirs else ""
         except OSError:
             return ""
 
     async def _connect(self, deadline: float) -> None:
         """(Re)connect a client on the running loop and make sure iopub delivers (kernel_info round trip)."""
-        if self._client is not None:
-            self._client.stop_channels()
-        client = AsyncKernelClient()
+        self._close_client()
+        # A message larger than the output budget is dropped by ZMQ (the kernel's socket is disconnected and
+        # reconnects) before it is ever held in our memory.
+        context = self._context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, self.config.limits.output_bytes + _MiB)
+        client = AsyncKernelClient(context=context)
         client.load_connection_info(self._host_conn)
         client.start_channels()
         self._client, self._client_loop = client, asyncio.get_running_loop()
@@ -182,9 +235,14 @@ class Kernel:
                 msg = await self._client.get_iopub_msg(timeout=left)
             except queue.Empty:
                 return False
-            if msg["parent_header"].get("msg_id") == msg_id and msg["header"]["msg_type"] == "status" and \
-                    msg["content"].get("execution_state") == "idle":
-                return True
+            except _UNDECODABLE:
+                continue
+            try:
+                if msg["parent_header"].get("msg_id") == msg_id and msg["header"]["msg_type"] == "status" and \
+                        msg["content"].get("execution_state") == "idle":
+                    return True
+            except (KeyError, TypeError, AttributeError):
+                continue
         return False
 
     async def _drain_shell(self) -> None:
@@ -194,6 +252,8 @@ class Kernel:
                 await self._client.get_shell_msg(timeout=0.001)
             except queue.Empty:
                 return
+            except _UNDECODABLE:
+                continue
 
     async def ensure_connected(self) -> None:
         """Make the client usable on the running event loop (a pooled kernel was started on another one)."""
@@ -209,13 +269,30 @@ class Kernel:
         self.restarts += 1
         await self.start()
 
-    def _kill(self) -> None:
+    def _close_client(self) -> None:
         if self._client is not None:
             self._client.stop_channels()
             self._client = None
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    def _kill(self) -> None:
+        self.volume.stop_watch()
+        self._close_client()
         if self._finalizer is not None:
-            self._finalizer()  # kills the process and removes the run dir
+            self._finalizer()  # kills the process and removes the private dir
             self._finalizer = None
+
+    def _quota_exceeded(self, reason: str) -> None:
+        """Called by the watchdog thread: stop the sandbox now; the waiting execution reports why."""
+        self._quota_reason = reason
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     async def shutdown(self, remove_work_dir: bool = False) -> None:
         """Stop the kernel and its sandbox for good. The work dir (figures, outputs) stays unless
@@ -225,7 +302,12 @@ class Kernel:
     def close(self, remove_work_dir: bool = False) -> None:
         """Synchronous ``shutdown`` (for atexit/pool cleanup)."""
         self._kill()
-        if remove_work_dir and self._own_work_dir:
+        remove = remove_work_dir and self._own_work_dir
+        if self._volume_finalizer is not None:
+            self._volume_finalizer.detach()
+            self._volume_finalizer = None
+            self.volume.detach(keep_files=not remove)
+        if remove:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # ---- execution -----------------------------------------------------------------------------------------------
@@ -242,8 +324,13 @@ class Kernel:
             notice = None
             if not self.is_alive():
                 code_ = self._exit_description()
+                quota = self._quota_reason
                 await self.restart()
-                notice = f"The kernel had died ({code_}) and was restarted before this code ran. {STATE_LOST}"
+                if quota:
+                    notice = (f"The kernel was stopped after this session's last code because the work directory "
+                              f"exceeded its {quota}, and restarted. {STATE_LOST} Delete files you do not need.")
+                else:
+                    notice = f"The kernel had died ({code_}) and was restarted before this code ran. {STATE_LOST}"
             result = await self._execute(code, timeout)
             if notice:
                 result.notice = f"{notice} {result.notice or ''}".strip()
@@ -253,17 +340,19 @@ class Kernel:
     async def _execute(self, code: str, timeout: float | None, silent: bool = False) -> ExecutionResult:
         assert self._client is not None
         t0 = time.monotonic()
-        collector = OutputCollector()
+        limits = self.config.limits
+        collector = OutputCollector(rich_bytes=limits.output_bytes, image_bytes=limits.image_bytes)
         msg_id = self._client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         deadline = None if timeout is None else t0 + timeout
         status = await self._collect(msg_id, collector, deadline)
         notice = None
         restarted = False
-        if status == "quota":  # every moment counts while the disk fills: no interrupt grace, kill now
+        if status == "quota":  # the watchdog already stopped the kernel
+            reason = self._quota_reason or "disk quota"
             await self.restart()
             restarted = True
-            notice = (f"The work directory exceeded its disk quota ({self.config.limits.work_dir_bytes:,} bytes); "
-                      f"the kernel was stopped and restarted. {STATE_LOST} Delete files you do not need.")
+            notice = (f"The work directory exceeded its {reason}; the kernel was stopped and restarted. "
+                      f"{STATE_LOST} Delete files you do not need.")
             status = "timeout"
         elif status == "timeout" or status == "flood":
             why = {
@@ -290,7 +379,8 @@ class Kernel:
         outputs = collector.finish()
         return ExecutionResult(
             status=status, execution_count=collector.execution_count, outputs=outputs, error=collector.error,
-            dropped_chars=collector.dropped_chars, restarted=restarted, notice=notice,
+            dropped_chars=collector.dropped_chars, dropped_outputs=collector.dropped_outputs, restarted=restarted,
+            notice=notice,
             elapsed_s=time.monotonic() - t0,
         )
 
@@ -308,7 +398,11 @@ class Kernel:
                 msg = await self._client.get_iopub_msg(timeout=wait)
             except queue.Empty:
                 msg = None
-            if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+            except _UNDECODABLE:
+                collector.dropped_outputs += 1  # undecodable or badly signed: hostile input, not our crash
+                msg = None
+            parent = msg.get("parent_header") if isinstance(msg, dict) else None
+            if isinstance(parent, dict) and parent.get("msg_id") == msg_id:
                 collector.add(msg)
                 if collector.idle:
                     return "error" if collector.error is not None else "ok"
@@ -316,14 +410,9 @@ class Kernel:
             if msg is None or now - last_check >= _POLL_S:
                 last_check = now
                 if not self.is_alive():
-                    return "died"
+                    return "quota" if self._quota_reason else "died"
                 if not interrupting and collector.received_chars > self.flood_chars:
                     return "flood"
-                if not interrupting and self.config.mode != "none" and self._over_quota():
-                    return "quota"
-
-    def _over_quota(self) -> bool:
-        return dir_size(self.work_dir, self.config.limits.work_dir_bytes) > self.config.limits.work_dir_bytes
 
     def _exit_description(self) -> str:
         proc = self.process
@@ -348,26 +437,3 @@ class Kernel:
             return 0
         root = psutil.Process(proc.pid)
         return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-
-def dir_size(path: Path, stop_above: int | None = None) -> int:
-    """Bytes used under ``path`` (lstat: symlinks are not followed); stops counting early above ``stop_above``."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
-                except OSError:
-                    continue
-                if stop_above is not None and total > stop_above:
-                    return total
-    return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,17 @@ class NotebookRecorder:
         self.cells.append((code, result))
 
     def to_notebook(self) -> nbformat.NotebookNode:
-        """A validated nbformat v4 notebook."""
+        """A valid nbformat v4 notebook. An output nbformat rejects (the collector should have caught it) is left
+        out with a note in its cell, so one bad message cannot stop every later export."""
+        try:
+            nb = self._build(_output)
+            nbformat.validate(nb)
+        except (nbformat.ValidationError, KeyError, TypeError, ValueError, RecursionError):
+            nb = self._build(_valid_output)  # slower: validates output by output
+            nbformat.validate(nb)
+        return nb
+
+    def _build(self, convert: Callable[[dict[str, Any]], nbformat.NotebookNode]) -> nbformat.NotebookNode:
         nb = new_notebook(metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
@@ -34,15 +45,26 @@ class NotebookRecorder:
             if i in notes:
                 nb.cells.append(new_markdown_cell(notes[i]))
             cell = new_code_cell(source=code, execution_count=result.execution_count)
-            cell.outputs = [_output(o) for o in result.outputs]
+            cell.outputs = [convert(o) for o in result.outputs]
             nb.cells.append(cell)
-        nbformat.validate(nb)
         return nb
+
+    def to_bytes(self) -> bytes:
+        return nbformat.writes(self.to_notebook()).encode("utf-8")
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        nbformat.write(self.to_notebook(), str(path))
+        path.write_bytes(self.to_bytes())
         return path
+
+
+def _valid_output(out: dict[str, Any]) -> nbformat.NotebookNode:
+    try:
+        node = _output(out)
+        nbformat.validate(new_notebook(cells=[new_code_cell(outputs=[node])]))
+    except (nbformat.ValidationError, KeyError, TypeError, ValueError, RecursionError):
+        return new_output("stream", name="stderr", text="[an output that is not valid nbformat was left out]\n")
+    return node
 
 
 def _output(out: dict[str, Any]) -> nbformat.NotebookNode:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
+import errno
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from qwen_agent.messages import FileRef
+from qwen_agent.tools.code_interpreter import hostfs
 from qwen_agent.tools.code_interpreter.result import ErrorInfo, ExecutionResult
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -80,15 +82,17 @@ def truncate_middle(text: str, budget: int) -> str:
     return f"{head}\n[... output truncated: {cut:,} characters ({max(cut_lines, 0):,} lines) cut ...]\n{tail}"
 
 
-def save_images(result: ExecutionResult, work_dir: Path, prefix: str, owner_uid: int | None = None) -> list[FileRef]:
+def save_images(result: ExecutionResult, work_dir: Path, prefix: str, owner_uid: int | None = None,
+                room_for: Callable[[int], bool] = lambda n: True) -> list[FileRef]:
     """Write every image in the result's outputs as a file in ``work_dir`` (``prefix-N.png``) and reference it.
 
     The file is created with ``O_EXCL | O_NOFOLLOW`` relative to the work dir's fd: the sandboxed code can write in
-    that directory, and a planted symlink must not make the host (maybe root) write somewhere else.
+    that directory, and a planted symlink must not make the host (maybe root) write somewhere else. Images that do
+    not fit the work dir's quota (``room_for``, or ``ENOSPC`` from a capped tmpfs) are not written, and their output
+    says so.
     """
     refs: list[FileRef] = []
-    dir_fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with hostfs.opened_dir(work_dir) as dir_fd:
         n = 0
         for out in result.outputs:
             data = out.get("data") or {}
@@ -100,26 +104,28 @@ def save_images(result: ExecutionResult, work_dir: Path, prefix: str, owner_uid:
                 except (binascii.Error, TypeError, ValueError):
                     continue
                 n += 1
-                name = _write_new(dir_fd, f"{prefix}-{n}", ext, raw, owner_uid)
+                name = _write_new(dir_fd, f"{prefix}-{n}", ext, raw, owner_uid) if room_for(len(raw)) else None
+                if name is None:
+                    out.setdefault("metadata", {})["not_saved"] = "work dir quota"
+                    break
                 out.setdefault("metadata", {})["filename"] = name
                 refs.append(FileRef(filename=name, path=str(work_dir / name), mime_type=mime))
                 break
-    finally:
-        os.close(dir_fd)
     return refs
 
 
-def _write_new(dir_fd: int, stem: str, ext: str, raw: bytes, owner_uid: int | None) -> str:
+def _write_new(dir_fd: int, stem: str, ext: str, raw: bytes, owner_uid: int | None) -> str | None:
+    """A new file for ``raw`` (``stem.ext``, or ``stem-N.ext`` if taken); None when the work dir is full."""
     for attempt in range(100):
         name = f"{stem}.{ext}" if attempt == 0 else f"{stem}-{attempt}.{ext}"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+            hostfs.create_new(dir_fd, name, raw, owner_uid)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            if owner_uid is not None:  # so the sandboxed code may overwrite or delete it like its own files
-                os.fchown(fh.fileno(), owner_uid, owner_uid)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                return None
+            raise
         return name
     raise FileExistsError(f"could not find a free file name for {stem}.{ext}")
 
@@ -136,7 +142,10 @@ def render_text(result: ExecutionResult, image_names: list[str], budget: int) ->
         elif kind in ("execute_result", "display_data"):
             data = out.get("data", {})
             if any(m in data for m in _IMAGE_TYPES):
-                sections.append(f"[image saved: {next(image_iter, 'image')}]")
+                if out.get("metadata", {}).get("not_saved"):
+                    sections.append("[image not saved: the work directory is full]")
+                else:
+                    sections.append(f"[image saved: {next(image_iter, 'image')}]")
             elif "text/markdown" in data:  # before text/plain, which is then just "<...Markdown object>"
                 sections.append(data["text/markdown"])
             elif "text/plain" in data:
@@ -145,6 +154,9 @@ def render_text(result: ExecutionResult, image_names: list[str], budget: int) ->
                 sections.append("[html output]")
         elif kind == "error" and result.error is not None:
             sections.append(trim_traceback(result.error))
+    if result.dropped_outputs:
+        sections.append(f"[{result.dropped_outputs} rich output(s) (images, HTML, JSON) dropped: over the output "
+                        "budget or malformed]")
     text = "\n".join(s.rstrip("\n") for s in sections if s.strip())
     if result.notice:
         text = f"{text}\n[{result.notice}]" if text else f"[{result.notice}]"

