@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip
 TEST_EXTRAS ?= local,server,code,rag,mcp,transformers,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-vllm vllm-env venv install-demo install-test model bench clean
+.PHONY: demo test test-vllm test-sandbox-nonroot vllm-env venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ demo: install-demo model
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
 test: install-test vllm-env
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
+	.ci/sandbox-nonroot
+
+# The sandbox tests as an unprivileged user (created when run as root): bwrap's own uid mapping, the quota watchdog.
+test-sandbox-nonroot:
+	.ci/sandbox-nonroot
 
 # Only the tests against the real vLLM server (the conformance suite's vLLM backend and the server's own tests).
 test-vllm: install-test vllm-env

@@ -20,6 +20,7 @@ from qwen_agent.sync import run_sync
 from qwen_agent.tools.code_interpreter import Kernel, SandboxConfig, SandboxLimits
 from qwen_agent.tools.code_interpreter.hostfs import usage
 
+PROJECT = Path(__file__).resolve().parent.parent  # this checkout, wherever it is (CI clones elsewhere)
 SECRET_ENV = "QWEN_AGENT_TEST_SECRET_TOKEN"
 SECRET_VALUE = "sk-do-not-leak-0123456789"
 _MiB = 1024 * 1024
@@ -83,8 +84,9 @@ async def test_only_loopback_interface(kernel):
 async def test_host_files_are_invisible(kernel, tmp_path):
     secret = tmp_path / "host-secret.txt"
     secret.write_text("host only")
-    targets = [str(secret), "/root/.bashrc", "/root/.cache", "/work/main/qwen_agent/messages.py",
-               "/work/main/pyproject.toml", "/work/shared/DESIGN.md", "/etc/shadow", "/etc/hostname"]
+    targets = [str(secret), "/root/.bashrc", "/root/.cache", str(PROJECT / "qwen_agent" / "messages.py"),
+               str(PROJECT / "pyproject.toml"), str(PROJECT.parent / "shared" / "DESIGN.md"), "/etc/shadow",
+               "/etc/hostname"]
     got = await value(kernel, f"""
 import json, os
 out = {{}}
@@ -93,13 +95,27 @@ for p in {targets!r}:
         open(p).read(); out[p] = "READ"
     except OSError as e:
         out[p] = type(e).__name__
-out["/root"] = sorted(os.listdir("/root"))
-out["/work/main"] = sorted(os.listdir("/work/main")) if os.path.isdir("/work/main") else []
+out["/root"] = sorted(os.listdir("/root")) if os.path.isdir("/root") else []
+out["project"] = sorted(os.listdir({str(PROJECT)!r})) if os.path.isdir({str(PROJECT)!r}) else []
 print(json.dumps(out))""")
     assert all(got[p] != "READ" for p in targets), got
-    assert got["/root"] == [".pyenv"]  # only the interpreter's own dir is bound in
-    assert got["/work/main"] in ([], [".venv"])  # the project itself is not visible
+    # only the interpreter's own directories are bound in (e.g. /root/.pyenv, <project>/.venv)
+    assert got["/root"] == _visible_children(Path("/root"))
+    assert got["project"] == _visible_children(PROJECT)
     assert secret.read_text() == "host only"
+
+
+def _visible_children(parent: Path) -> list[str]:
+    """Names under ``parent`` that the sandbox may see: first components of the Python roots bound into it."""
+    from qwen_agent.tools.code_interpreter.bwrap import python_roots
+
+    names = set()
+    for root in python_roots(sys.executable):
+        try:
+            names.add(Path(root).relative_to(parent).parts[0])
+        except (ValueError, IndexError):
+            continue
+    return sorted(names)
 
 
 @pytest.mark.asyncio
@@ -122,7 +138,7 @@ print(json.dumps([seen, leaks, sorted(os.environ)]))""")
 
 @pytest.mark.asyncio
 async def test_writes_outside_the_work_dir_fail(kernel):
-    targets = ["/etc/evil", "/usr/evil", "/root/evil", "/evil", "/work/main/evil", "/home/evil",
+    targets = ["/etc/evil", "/usr/evil", "/root/evil", "/evil", str(PROJECT / "evil"), "/home/evil",
                "/proc/sys/kernel/hostname"]
     got = await value(kernel, f"""
 import json
@@ -135,7 +151,7 @@ for p in {targets!r}:
 open("inside.txt", "w").write("ok")
 print(json.dumps(out))""")
     assert all(v != "WROTE" for v in got.values()), got
-    for p in ("/etc/evil", "/usr/evil", "/root/evil", "/evil", "/work/main/evil", "/home/evil"):
+    for p in ("/etc/evil", "/usr/evil", "/root/evil", "/evil", str(PROJECT / "evil"), "/home/evil"):
         assert not os.path.exists(p)
     assert (kernel.work_dir / "inside.txt").read_text() == "ok"
 
@@ -311,5 +327,181 @@ out.append([l.split()[1] for l in status.splitlines() if l.startswith(("CapEff",
 print(json.dumps(out))""")
     uid, euid, *attempts, caps = got
     assert uid == euid == 1000
-    assert attempts == ["PermissionError"] * 3
+    # EPERM; or, without root, EINVAL for setuid/setgid: uid 0 does not even exist in the sandbox's namespace
+    assert all(a in ("PermissionError", "OSError") for a in attempts) and attempts[2] == "PermissionError", attempts
     assert caps[:3] == ["0000000000000000"] * 3 and caps[3] == "1"
+
+
+# ---- privileged start-up: nothing the sandbox wrote may run before (or with) privileges -------------------------
+
+# A module planted in the work dir: it logs who imported it, then hands over to the real module so that the kernel
+# keeps working if an unprivileged import picks it up (IPython puts the cwd on sys.path for user code).
+HIJACK = '''
+import os, sys
+status = open("/proc/self/status").read()
+caps = [l.split()[1] for l in status.splitlines() if l.startswith(("CapEff", "CapPrm"))]
+with open("/home/sandbox/work/hijack.log", "a") as log:
+    log.write(f"{__name__} uid={os.getuid()} euid={os.geteuid()} caps={','.join(caps)}\\n")
+try:  # what the original exploit did next: remount the read-only binds writable
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    for target in (b"/usr", sys.prefix.encode()):
+        if libc.mount(None, target, None, 0x20 | 0x1000, None) == 0:  # MS_REMOUNT | MS_BIND (read-write)
+            with open("/home/sandbox/work/hijack.log", "a") as log:
+                log.write(f"REMOUNTED {target!r}\\n")
+except Exception:
+    pass
+name = __name__
+del sys.modules[name]
+saved = sys.path[:]
+sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd(), "/home/sandbox/work")]
+try:
+    import importlib
+    real = importlib.import_module(name)
+finally:
+    sys.path[:] = saved
+sys.modules[name] = real
+globals().update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+'''
+# stdlib modules the launcher, setpriv's successors or Python's start-up could import
+HIJACK_NAMES = ["resource", "ctypes", "runpy", "site", "sitecustomize", "usercustomize", "json", "pkgutil",
+                "importlib_metadata", "ipykernel_launcher", "encodings_hijack", "signal_hijack", "traceback"]
+
+
+@pytest.mark.asyncio
+async def test_modules_planted_in_the_work_dir_never_run_privileged(tmp_path):
+    """The reported escape: plant stdlib-named modules, crash the kernel, let the tool restart it by itself."""
+    from qwen_agent.tools.code_interpreter import CodeInterpreter
+    from qwen_agent.tools.output import ToolOutput
+
+    venv_site = Path(psutil.__file__).parent.parent
+    before = sorted(os.listdir(venv_site)), sorted(os.listdir("/usr/lib"))
+    work = tmp_path / "work"
+    tool = CodeInterpreter(sandbox=SandboxConfig(limits=LIMITS), work_dir=work, preload=False)
+    try:
+        await tool.ensure_started()
+        plant = await _attempt(tool, f"""
+import os
+os.chmod(".", 0o777)
+open("hijack.log", "w").close()
+os.chmod("hijack.log", 0o666)
+for name in {HIJACK_NAMES!r}:
+    open(name + ".py", "w").write({HIJACK!r})
+os.makedirs("encodings", exist_ok=True)
+open("encodings/__init__.py", "w").write({HIJACK!r})
+os._exit(1)""")
+        # the next call is served by a fresh kernel started on the same work dir
+        after = await _attempt(tool, "import os; print(os.getuid())")
+        log = (work / "hijack.log").read_text()
+        for line in log.splitlines():  # an unprivileged import by the kernel itself is harmless; nothing else
+            assert "uid=1000 euid=1000 caps=0000000000000000,0000000000000000" in line, log
+            assert "REMOUNTED" not in line, log
+        assert isinstance(plant, ToolOutput) and plant.data["status"] == "died" and plant.data["restarted"], plant
+        assert isinstance(after, ToolOutput) and after.data["stdout"] == "1000\n", after
+    finally:
+        await tool.close()
+    assert (sorted(os.listdir(venv_site)), sorted(os.listdir("/usr/lib"))) == before
+
+
+async def _attempt(tool, code: str) -> object:
+    """The tool's output, or the exception a hijacked kernel start-up raised (the planted log says what ran)."""
+    try:
+        return await tool.execute({"code": code})
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+@pytest.mark.asyncio
+async def test_the_kernel_starts_isolated_from_its_work_dir(kernel):
+    got = await value(kernel, """
+import json, sys, os
+print(json.dumps([sys.flags.isolated, sys.flags.ignore_environment, [p for p in sys.path if p in ("", ".")],
+                  os.getcwd(), sorted(os.listdir("/run/kernel"))]))""")
+    isolated, ignore_env, _cwd_entries, cwd, run_dir = got
+    assert isolated == 1 and ignore_env == 1  # python -I: no cwd/script dir, no user site, no PYTHON* variables
+    assert cwd == "/home/sandbox/work"
+    # the socket dir holds the kernel's sockets only: the connection file, log and identity files stay host-side
+    assert run_dir and all(name.startswith("k-") for name in run_dir), run_dir
+
+
+@pytest.mark.asyncio
+async def test_limits_hold_from_the_first_instruction(kernel):
+    """rlimits are set on the blocked sandbox by the host (prlimit), so even the first process has them."""
+    got = await value(kernel, """
+import json
+lim = {l[:26].strip(): l[26:].split()[:2] for l in open("/proc/1/limits").read().splitlines()[1:]}
+print(json.dumps([lim["Max processes"], lim["Max address space"], lim["Max open files"]]))""")
+    nproc, as_, nofile = got
+    assert nproc == [str(LIMITS.max_processes)] * 2
+    assert as_ == [str(LIMITS.memory_bytes)] * 2
+    assert nofile == [str(LIMITS.max_open_files)] * 2
+
+
+# ---- seccomp: syscalls that only serve escapes and kernel exploits ---------------------------------------------
+
+SYSCALLS = '''
+import ctypes, errno, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "bpf": 321, "keyctl": 250,
+      "add_key": 248, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "ptrace": 101,
+      "kexec_load": 246, "init_module": 175, "open_tree": 428, "fsopen": 430, "move_mount": 429,
+      "process_vm_readv": 310, "clone3": 435}
+out = {}
+for name, nr in NR.items():
+    ctypes.set_errno(0)
+    rc = libc.syscall(nr, 0, 0, 0, 0, 0)
+    out[name] = errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())) if rc == -1 else f"rc={rc}"
+CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, SIGCHLD = 0x10000000, 0x20000, 0x40000000, 17
+for flag, label in ((CLONE_NEWUSER, "clone_newuser"), (CLONE_NEWNS, "clone_newns"), (CLONE_NEWNET, "clone_newnet")):
+    ctypes.set_errno(0)
+    rc = libc.syscall(56, flag | SIGCHLD, 0, 0, 0, 0)
+    if rc == 0:
+        os._exit(0)
+    out[label] = errno.errorcode.get(ctypes.get_errno(), "?") if rc == -1 else "CREATED"
+    if rc > 0:
+        os.waitpid(rc, 0)
+libc.personality.argtypes = [ctypes.c_ulong]
+ctypes.set_errno(0)
+out["personality_set"] = errno.errorcode.get(ctypes.get_errno(), "?") if libc.personality(0x0040000) == -1 else "SET"
+out["personality_query"] = libc.personality(0xFFFFFFFF) != -1
+out["seccomp"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("Seccomp:")][0]
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.asyncio
+async def test_seccomp_refuses_escape_and_exploit_syscalls(kernel):
+    got = await value(kernel, SYSCALLS)
+    assert got.pop("seccomp") == "2"  # filter mode
+    assert got.pop("clone3") == "ENOSYS"  # so glibc falls back to clone, whose flags the filter can read
+    assert got.pop("personality_query") is True
+    refused = {name: result for name, result in got.items() if result != "EPERM"}
+    assert refused == {}, refused
+
+
+@pytest.mark.asyncio
+async def test_nested_user_namespaces_cannot_lift_the_limits(kernel):
+    """The reported bypass: ``unshare -Ur --mount`` and a fresh, unlimited tmpfs inside it."""
+    res = await py(kernel, """
+import subprocess
+r = subprocess.run(["unshare", "-Ur", "--mount", "sh", "-c",
+                    "mount -t tmpfs none /tmp && head -c 100000000 /dev/zero > /tmp/big && echo WROTE"],
+                   capture_output=True, text=True)
+print(r.returncode, r.stdout.strip(), r.stderr.strip()[:200])""")
+    assert res.status == "ok", res.error
+    assert "WROTE" not in res.stdout and not res.stdout.startswith("0 "), res.stdout
+
+
+@pytest.mark.asyncio
+async def test_ordinary_work_still_runs_under_the_filter(kernel):
+    """The filter must not break what data analysis needs: threads, processes, shared-memory locks, subprocesses."""
+    got = await value(kernel, """
+import json, subprocess, threading, multiprocessing as mp
+box = []
+t = threading.Thread(target=lambda: box.append(1)); t.start(); t.join()
+ctx = mp.get_context("fork")
+lock = ctx.Lock()
+with ctx.Pool(2) as pool:
+    squares = pool.map(abs, [-1, -2, -3])
+print(json.dumps([box, squares, subprocess.run(["echo", "hi"], capture_output=True, text=True).stdout]))""")
+    assert got == [[1], [1, 2, 3], "hi\n"]

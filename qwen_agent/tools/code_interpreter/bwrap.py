@@ -134,5 +134,10 @@ def mount_plan(
         "--bind", str(run_dir), SANDBOX_RUN_DIR,
         "--chdir", "/",  # the first programs start outside anything the sandbox can write
         "--hostname", "sandbox",
+        # Without root, the directories bwrap made while setting up (/, /etc, /home, /dev ...) belong to the sandbox
+        # uid: writable, unlimited tmpfs. Read-only, they are neither a place to fill memory nor to plant
+        # /etc/ld.so.preload. The private tmpfs mounts and the two binds above stay writable.
+        "--remount-ro", "/dev",
+        "--remount-ro", "/",
     ]
     return argv

@@ -111,7 +111,7 @@ class CodeInterpreter(Tool):
         result = await self.kernel.execute(args.code, timeout=self.exec_timeout)
         kernel = self.kernel
         images = save_images(result, self.work_dir, f"figure-{result.execution_count or len(self.notebook.cells) + 1}",
-                             kernel.owner_uid, kernel.volume.room_for)
+                             kernel.owner_uid, kernel.volume.reserve)
         self.notebook.record(args.code, result)
         text = render_text(result, [ref.filename or "" for ref in images], self.max_text_chars)
         image_names = {ref.filename for ref in images}

@@ -64,6 +64,7 @@ class WorkVolume:
         self._mode = mode
         self._mounted = False
         self.last_bytes = 0  # the watchdog's latest measurement
+        self._allow_bytes, self._allow_entries = max_bytes, max_files
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -127,20 +128,35 @@ class WorkVolume:
     # ---- watchdog ------------------------------------------------------------------------------------------------
 
     def over_budget(self) -> str | None:
-        """Why the work dir is over its limits, or None. A tmpfs cannot be (writes fail instead)."""
+        """Why the work dir is over its limits, or None. A tmpfs cannot be (writes fail instead).
+
+        A work dir already over budget (files left before a restart) is allowed to shrink: the allowance starts at
+        what is there and ratchets down to the limit as files are deleted, so code can clean up but never grow it.
+        """
         if self.kind == "tmpfs":
             return None
-        used, entries = hostfs.usage(self.path, stop_bytes=self.max_bytes, stop_entries=self.max_files)
+        used, entries = hostfs.usage(self.path, stop_bytes=self._allow_bytes + 1, stop_entries=self._allow_entries)
         self.last_bytes = used
-        if used > self.max_bytes:
+        if used > self._allow_bytes:
             return f"disk quota ({self.max_bytes:,} bytes)"
-        if entries > self.max_files:
+        if entries > self._allow_entries:
             return f"file count limit ({self.max_files:,} files and directories)"
+        self._allow_bytes = max(self.max_bytes, min(self._allow_bytes, used))
+        self._allow_entries = max(self.max_files, min(self._allow_entries, entries))
         return None
 
-    def room_for(self, n_bytes: int) -> bool:
-        """Whether the host may add ``n_bytes`` (figures) without passing the quota (tmpfs: the write decides)."""
-        return self.kind == "tmpfs" or self.last_bytes + n_bytes <= self.max_bytes
+    def reserve(self, n_bytes: int) -> bool:
+        """Whether the host may add ``n_bytes`` (a figure) without passing the quota, counting it as used if so.
+
+        With a tmpfs the write itself decides (``ENOSPC``); with the watchdog its last measurement plus what the
+        host added since is the estimate.
+        """
+        if self.kind == "tmpfs":
+            return True
+        if self.last_bytes + n_bytes > self.max_bytes:
+            return False
+        self.last_bytes += n_bytes
+        return True
 
     def start_watch(self, on_exceeded: Callable[[str], None], min_interval: float = 0.05) -> None:
         """Watch in a thread until ``stop_watch``: ``on_exceeded(reason)`` once a budget is passed.
@@ -150,6 +166,8 @@ class WorkVolume:
         if self.kind == "tmpfs" or self._watch is not None:
             return
         self._stop.clear()
+        used, entries = hostfs.usage(self.path)
+        self._allow_bytes, self._allow_entries = max(self.max_bytes, used), max(self.max_files, entries)
 
         def watch() -> None:
             while not self._stop.is_set():
