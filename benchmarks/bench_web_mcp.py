@@ -25,6 +25,7 @@ from mcp import Client, StdioServerParameters
 from qwen_agent.messages import ToolCall
 from qwen_agent.tools import Toolbox
 from qwen_agent.tools.mcp import MCPConnection, MCPToolset, StdioServerConfig
+from qwen_agent.tools.web import LOOPBACK_ONLY
 from qwen_agent.tools.web.openapi import tools_from_openapi
 
 SERVER = str(Path(__file__).resolve().parent.parent / "tests" / "mcp_servers" / "demo_server.py")
@@ -64,7 +65,7 @@ async def bench_openapi(n: int) -> tuple[float, float]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    box = Toolbox(tools_from_openapi(SPEC, base_url=base))
+    box = Toolbox(tools_from_openapi(SPEC, base_url=base, policy=LOOPBACK_ONLY))  # the local API, allowed explicitly
     direct_client = httpx.AsyncClient(base_url=base)
     call = ToolCall.make("get_item", {"item_id": 7, "verbose": True})
     tool_t: list[float] = []

@@ -1,7 +1,7 @@
 """An agent that reads a local web page (web_fetch) and calls a small local REST API (OpenAPI tools), offline.
 
 The example serves both itself on 127.0.0.1: a travel page and a weather API described by an OpenAPI document.
-web_fetch refuses loopback addresses by default (SSRF guard); here the loopback network is allow-listed on purpose.
+web_fetch and OpenAPI tools refuse loopback addresses by default (SSRF guard); here loopback is allow-listed on purpose.
 
     python examples/web_and_api.py
 """
@@ -67,7 +67,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
         fetch = WebFetch(WebFetchConfig(policy=LOOPBACK_ONLY, max_chars=2000))
-        api_tools = tools_from_openapi(f"{base}/openapi.json", base_url=base)
+        api_tools = tools_from_openapi(f"{base}/openapi.json", base_url=base, policy=LOOPBACK_ONLY)
         fc = FunctionCalling(format="nous", constrained=True)
         model = load_model(params=SamplingParams(temperature=0.0, max_tokens=200))
         with Agent(model, tools=[fetch, *api_tools], function_calling=fc, max_steps=4) as agent:

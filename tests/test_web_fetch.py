@@ -26,6 +26,9 @@ ARTICLE = (
 )
 
 
+SEEN: list[tuple[str, str | None]] = []  # (path, Host header) of every request the server received
+
+
 class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # one segment per write; avoids 40 ms delayed-ACK stalls
 
@@ -43,7 +46,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path
-        if path == "/article":
+        SEEN.append((path, self.headers.get("Host")))
+        port = self.server.server_address[1]
+        if path.startswith("/to/"):
+            self._send(302, b"", "text/plain", {"Location": {
+                "compat": f"http://[::127.0.0.1]:{port}/notes.txt", "siit": f"http://[::ffff:0:127.0.0.1]:{port}/",
+                "ietf": "http://192.0.0.8/", "relay": "http://192.88.99.1/", "hex": f"http://0x7f.1:{port}/notes.txt",
+                "bad-number": f"http://1.2.3.4.5:{port}/", "zone": f"http://[fe80::1%25lo]:{port}/",
+            }[path[4:]]})
+        elif path == "/article":
             self._send(200, ARTICLE.encode(), "text/html; charset=utf-8")
         elif path == "/data.json":
             self._send(200, json.dumps({"city": "Birnin Zana", "population": 1234}).encode(), "application/json")
@@ -212,3 +223,52 @@ def test_builtin_factory_options() -> None:
     tool = make_web_fetch(allow_networks=["127.0.0.1/32"], max_chars=100)
     assert tool.config.policy == AddressPolicy(allow_networks=("127.0.0.1/32",))
     assert tool.config.max_chars == 100 and tool.schema().parameters["required"] == ["url"]
+
+
+ODD_LOOPBACK = ["http://2130706433:{port}/notes.txt", "http://0x7f.1:{port}/notes.txt", "http://127.1:{port}/notes.txt",
+                "http://0x7f000001:{port}/notes.txt", "http://0177.1:{port}/notes.txt",
+                "http://127.0.0.1.:{port}/notes.txt", "http://[::ffff:127.0.0.1]:{port}/notes.txt",
+                "http://[::ffff:7f00:1]:{port}/notes.txt", "http://[::127.0.0.1]:{port}/notes.txt",
+                "http://[::ffff:0:127.0.0.1]:{port}/notes.txt", "http://[64:ff9b::7f00:1]:{port}/notes.txt",
+                "http://[64:ff9b:1::7f00:1]:{port}/notes.txt", "http://[::1%25lo]:{port}/notes.txt",
+                "http://0:{port}/notes.txt"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("template", ODD_LOOPBACK)
+async def test_odd_forms_of_the_local_server_are_refused_and_nothing_arrives(server: str, template: str) -> None:
+    SEEN.clear()
+    inner = LoopbackOnly()
+    tool = WebFetch(resolver=StaticResolver({}), inner_transport=inner)  # default policy: public addresses only
+    with pytest.raises(BlockedURLError, match="Refused"):
+        await tool.fetch(template.format(port=server.rsplit(":", 1)[1]))
+    assert SEEN == [] and inner.refused == []
+    await tool.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_allowed_odd_form_connects_to_exactly_the_checked_address(server: str) -> None:
+    SEEN.clear()
+    tool, inner = make_tool(policy=AddressPolicy(allow_networks=("127.0.0.1/32",)))
+    port = server.rsplit(":", 1)[1]
+    page = await tool.fetch(f"http://0x7f.1:{port}/notes.txt")
+    assert page.text.startswith("line one") and SEEN == [("/notes.txt", f"0x7f.1:{port}")]
+    page = await tool.fetch(f"{server}/to/hex")  # a redirect to the same address in another spelling
+    assert page.final_url == f"http://0x7f.1:{port}/notes.txt" and inner.refused == []
+    await tool.aclose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("hop", "shown"), [
+    ("compat", "::7f00:1, a IPv4-compatible"), ("siit", "SIIT"), ("ietf", "IETF protocol assignment"),
+    ("relay", "6to4 relay anycast"), ("bad-number", "ends in a number"), ("zone", "zone id"),
+])
+async def test_redirects_to_non_global_forms_are_refused_despite_the_loopback_allow_list(
+        server: str, hop: str, shown: str) -> None:
+    SEEN.clear()
+    tool, inner = make_tool()  # LOOPBACK_ONLY admits 127.0.0.0/8 and ::1, not their compatible or SIIT forms
+    with pytest.raises(BlockedURLError, match="Refused") as info:
+        await tool.fetch(f"{server}/to/{hop}")
+    assert shown in str(info.value)
+    assert [path for path, _ in SEEN] == [f"/to/{hop}"] and inner.refused == []
+    await tool.aclose()

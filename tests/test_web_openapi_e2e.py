@@ -12,6 +12,7 @@ import pytest
 
 from qwen_agent.agents import Agent, ToolCallFinished
 from qwen_agent.llm.base import FunctionCalling
+from qwen_agent.tools.web import LOOPBACK_ONLY
 from qwen_agent.tools.web.openapi import tools_from_openapi
 
 pytestmark = pytest.mark.model
@@ -62,7 +63,7 @@ def weather_api() -> Iterator[str]:
                          ids=["nous", "nous-constrained"])
 async def test_agent_answers_from_a_local_openapi_api(embedded_model, weather_api: str, fc) -> None:
     REQUESTS.clear()
-    tools = tools_from_openapi(SPEC, base_url=weather_api)
+    tools = tools_from_openapi(SPEC, base_url=weather_api, policy=LOOPBACK_ONLY)
     agent = Agent(embedded_model, tools=tools, function_calling=fc, max_steps=4)
     events = [e async for e in agent.astream("What is the weather in Paris right now?")]
     await agent.toolbox.aclose()

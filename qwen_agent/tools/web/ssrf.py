@@ -13,19 +13,20 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qwen_agent.tools.errors import ToolError
+from qwen_agent.tools.web.addresses import HostFormError, IPAddress, embedded_ipv4, host_literal, non_global_reason
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 
 
@@ -35,13 +36,13 @@ class BlockedURLError(ToolError):
 
 
 class AddressPolicy(BaseModel):
-    """Where web tools may connect. By default: public (globally routable) addresses over http and https only.
+    """Where web tools may connect. By default: globally routable unicast addresses over http and https only.
 
     ``allow_networks`` lists trusted CIDRs (``"127.0.0.1/32"`` for a local test server, ``"10.1.2.0/24"`` for an
     internal API) and ``allow_hosts`` trusted host names (exact, case-insensitive) whose resolved addresses are
-    accepted whatever they are. Everything else that is loopback, private, link-local (169.254.169.254, the cloud
-    metadata address), carrier-grade NAT, multicast, reserved or unspecified is refused, also when reached through
-    an IPv4-mapped, 6to4 or NAT64 IPv6 form.
+    accepted whatever they are. Everything outside the global unicast space is refused (see ``addresses``):
+    loopback, private, link-local (169.254.169.254, the cloud metadata address), carrier-grade NAT, multicast,
+    reserved, documentation, benchmarking, site-local, and any IPv6 form that embeds such an IPv4 address.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -57,10 +58,10 @@ class AddressPolicy(BaseModel):
         return value
 
     def networks(self) -> list[IPNetwork]:
-        return [ipaddress.ip_network(n, strict=False) for n in self.allow_networks]
+        return list(_parsed_networks(self.allow_networks))
 
     def host_is_trusted(self, host: str) -> bool:
-        return host.lower().rstrip(".") in {h.lower().rstrip(".") for h in self.allow_hosts}
+        return host.lower().rstrip(".") in _normalised_hosts(self.allow_hosts)
 
     def check_scheme(self, url: str, scheme: str) -> None:
         if scheme.lower() not in ALLOWED_SCHEMES:
@@ -68,17 +69,19 @@ class AddressPolicy(BaseModel):
                                   " scheme).")
 
     def address_problem(self, ip: IPAddress) -> str | None:
-        """Why ``ip`` is refused (a short phrase), or None when it may be contacted."""
-        if any(ip in net for net in self.networks() if net.version == ip.version):
+        """Why ``ip`` is refused (a short phrase), or None when it may be contacted.
+
+        An allow-listed network also admits its IPv4-mapped and NAT64 (64:ff9b::/96) forms, the two embeddings
+        that really connect to the IPv4 address; 6to4, Teredo or SIIT forms of it are not admitted.
+        """
+        networks = _parsed_networks(self.allow_networks)
+        if any(ip in net for net in networks if net.version == ip.version):
             return None
-        for inner in _embedded_ipv4(ip):
-            if any(inner in net for net in self.networks() if net.version == 4):
+        if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped is not None or ip in _NAT64_WELL_KNOWN):
+            inner = embedded_ipv4(ip)
+            if any(inner in net for net in networks if net.version == 4):
                 return None
-        for candidate in (ip, *_embedded_ipv4(ip)):
-            reason = _non_public_reason(candidate)
-            if reason:
-                return reason if candidate is ip else f"{reason} (embedded in {ip})"
-        return None
+        return non_global_reason(ip)
 
     def check_addresses(self, url: str, host: str, addresses: Iterable[IPAddress]) -> list[IPAddress]:
         """The addresses to connect to, or BlockedURLError when any of them is refused.
@@ -103,30 +106,15 @@ class AddressPolicy(BaseModel):
         return addrs
 
 
-def _embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses hidden inside an IPv6 one (mapped ::ffff:a.b.c.d, 6to4 2002::/16, NAT64 64:ff9b::/96)."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return []
-    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
-    if ip in _NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return found
+@lru_cache(maxsize=64)
+def _parsed_networks(allow_networks: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """Parsed once per distinct allow-list: the policy is consulted on every request."""
+    return tuple(ipaddress.ip_network(n, strict=False) for n in allow_networks)
 
 
-def _non_public_reason(ip: IPAddress) -> str | None:
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_link_local:
-        return "link-local (cloud metadata)" if str(ip) in ("169.254.169.254", "fd00:ec2::254") else "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_private:
-        return "private"
-    if not ip.is_global:
-        return "non-public (reserved or shared)"
-    return None
+@lru_cache(maxsize=64)
+def _normalised_hosts(allow_hosts: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(h.lower().rstrip(".") for h in allow_hosts)
 
 
 class Resolver(Protocol):
@@ -166,12 +154,14 @@ class StaticResolver:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the static resolver table") from None
 
 
-def parse_ip_literal(host: str) -> IPAddress | None:
-    """The address when ``host`` is an IP literal (brackets allowed), else None."""
+def parse_ip_literal(host: str, url: str = "") -> IPAddress | None:
+    """The address a URL host names without DNS (also odd forms: ``2130706433``, ``0x7f.1``, ``127.1``, a trailing
+    dot), else None for a name to resolve. Numeric hosts that are no valid address, and IPv6 zone ids, raise
+    BlockedURLError: they must never reach a resolver that might read them differently."""
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
+        return host_literal(host)
+    except HostFormError as exc:
+        raise BlockedURLError(f"Refused {url or host!r}: {exc}.") from exc
 
 
 LOOPBACK_ONLY = AddressPolicy(allow_networks=("127.0.0.0/8", "::1/128"))
@@ -183,6 +173,7 @@ __all__ = [
     "AddressPolicy",
     "BlockedURLError",
     "IPAddress",
+    "IPNetwork",
     "Resolver",
     "StaticResolver",
     "SystemResolver",

@@ -3,7 +3,9 @@
 httpx follows redirects by sending each hop through the client's transport, so doing the check here covers every
 hop. After the policy accepts the resolved addresses, the request is rewritten to the checked IP (Host header and
 TLS SNI keep the original name, so virtual hosts and certificate checks still work): a second DNS answer cannot
-swap in another address between check and connect (DNS rebinding).
+swap in another address between check and connect (DNS rebinding). Numeric hosts in odd forms (``0x7f.1``,
+``2130706433``) are read here as the C resolver would read them and also rewritten to the canonical address, so
+what is connected to is always exactly what was checked.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if not host:
             raise BlockedURLError(f"Refused {shown!r}: the URL has no host.")
         port = url.port or _DEFAULT_PORTS[url.scheme]
-        literal = parse_ip_literal(host)
+        literal = parse_ip_literal(host, shown)
         if literal is not None:
             addresses = self.policy.check_addresses(shown, host, [literal])
         else:
@@ -53,11 +55,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             addresses = self.policy.check_addresses(shown, host, resolved)
         pinned_ip = str(addresses[0])
         pinned = request
-        if literal is None:
+        if host != pinned_ip:
             headers = request.headers.copy()
             headers["Host"] = url.netloc.decode("ascii")
             extensions = dict(request.extensions)
-            if url.scheme == "https":
+            if url.scheme == "https" and literal is None:
                 extensions["sni_hostname"] = host
             pinned = httpx.Request(request.method, url.copy_with(host=pinned_ip), headers=headers,
                                    stream=request.stream, extensions=extensions)
