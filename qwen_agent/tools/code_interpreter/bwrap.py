@@ -51,7 +51,9 @@ def find_bwrap(explicit: str | None = None) -> str | None:
 def check_bwrap(bwrap: str | None) -> str:
     """Prove once per process that bwrap can create the namespaces we need; raise ``SandboxError`` if not."""
     if bwrap is None:
-        raise SandboxError(f"No bubblewrap (bwrap) binary found, so the code interpreter cannot be sandboxed. {FIX_HINT}")
+        raise SandboxError(
+            f"No bubblewrap (bwrap) binary found, so the code interpreter cannot be sandboxed. {FIX_HINT}"
+        )
     probe = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/", "--", "true"]
     try:
         proc = subprocess.run(probe, capture_output=True, text=True, timeout=20)

@@ -1,41 +1,33 @@
 """One sandboxed IPython kernel driven over jupyter-client: start, execute, interrupt, restart, detect death, stop.
 
-The sandbox has its own network namespace, so the usual ZMQ-over-TCP on 127.0.0.1 cannot reach it; the kernel
-talks over ZMQ ``ipc`` (Unix sockets) in a run dir bound into the sandbox. The kernel's process is the outer bwrap
-process: killing it takes the whole pid namespace down, and ``--die-with-parent`` covers our own sudden death.
+The kernel's process is the outer bwrap process: killing it takes the whole pid namespace down, and
+``--die-with-parent`` covers our own sudden death. How the host talks to it is ``channel``; the work dir's limit is
+``volume`` (a watchdog thread stops the kernel when the directory outgrows it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import queue
-import secrets
 import shutil
 import signal
-import stat
 import tempfile
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import zmq
-import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
-
-from qwen_agent.tools.code_interpreter.bwrap import SANDBOX_CONNECTION_FILE, SANDBOX_RUN_DIR
-from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
-from qwen_agent.tools.code_interpreter.sandbox import (
-    SandboxConfig,
-    SandboxDirs,
-    SandboxedProcess,
-    spawn,
-    write_identity_files,
+from qwen_agent.tools.code_interpreter.channel import (
+    UNDECODABLE,
+    Channel,
+    StartFiles,
+    pin_sockets,
+    prepare_start,
+    sockets_ready,
 )
+from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
+from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig, SandboxedProcess, spawn
 from qwen_agent.tools.code_interpreter.volume import WorkVolume
 from qwen_agent.tools.errors import SandboxError
 
@@ -43,12 +35,9 @@ logger = logging.getLogger(__name__)
 
 PRELOAD = "import numpy as np, pandas as pd, matplotlib\nimport matplotlib.pyplot as plt\n"
 INTERRUPT_GRACE_S = 3.0
-_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 _POLL_S = 0.02  # how often a waiting execution checks that the kernel process is alive and the disk quota holds
 
 _MiB = 1024 * 1024
-# what jupyter-client raises for a message it cannot decode or verify: the sandbox sent it, so it is dropped
-_UNDECODABLE = (ValueError, TypeError, KeyError, RecursionError, UnicodeError)
 
 STATE_LOST = "All variables, imports and definitions were lost; files in the work directory were kept."
 
@@ -89,7 +78,8 @@ class Kernel:
         self.config = config or SandboxConfig()
         self.sandboxed = self.config.mode != "none"
         if not self.sandboxed:
-            logger.warning("code interpreter kernel runs WITHOUT a sandbox (sandbox='none'): model code has full access")
+            logger.warning("code interpreter kernel runs WITHOUT a sandbox (sandbox='none'): model code has full "
+                           "access")
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="qwen-agent-work-")).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -102,11 +92,9 @@ class Kernel:
         self.volume = WorkVolume(self.work_dir, limits.work_dir_bytes, limits.work_dir_files,
                                  mode=self.config.quota, owner_uid=self.owner_uid)
         self._proc_box: list[SandboxedProcess | None] = [None]
-        self._dirs: SandboxDirs | None = None
+        self._files: StartFiles | None = None
         self._finalizer: weakref.finalize | None = None
-        self._client: AsyncKernelClient | None = None
-        self._context: zmq.asyncio.Context | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._channel: Channel | None = None
         self._lock: asyncio.Lock | None = None
         self._quota_reason: str | None = None
         self._volume_finalizer: weakref.finalize | None = None
@@ -130,35 +118,29 @@ class Kernel:
             self._volume_finalizer = weakref.finalize(self, self.volume.detach, True)
             if self.owner_uid is not None and self.volume.kind != "tmpfs":
                 os.chown(self.work_dir, self.owner_uid, self.owner_uid, follow_symlinks=False)
-        # short: Unix socket paths are limited to ~107 bytes
-        dirs = self._dirs = SandboxDirs.create(Path(tempfile.mkdtemp(prefix="qa-k-")))
+        files = self._files = prepare_start(self.sandboxed, self.config.sandbox_uid)
         self._quota_reason = None
-        key = secrets.token_hex(32)
-        write_identity_files(dirs.private, self.config.sandbox_uid)
-        inside = self.sandboxed
-        conn = {**_PORTS, "transport": "ipc", "ip": f"{SANDBOX_RUN_DIR if inside else dirs.sockets}/k", "key": key,
-                "signature_scheme": "hmac-sha256", "kernel_name": "python3"}
-        (dirs.private / "kernel.json").write_text(json.dumps(conn))
-        conn_path = SANDBOX_CONNECTION_FILE if inside else str(dirs.private / "kernel.json")
-        argv = ["ipykernel_launcher", "-f", conn_path, "--HistoryManager.enabled=False",
-                "--InteractiveShell.colors=nocolor"]
-        log_fd = os.open(dirs.private / "kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        log_fd = os.open(files.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         try:
-            spawning = _spawner().submit(spawn, self.config, argv, self.work_dir, dirs, log_fd)
+            spawning = _spawner().submit(spawn, self.config, files.argv, self.work_dir, files.dirs, log_fd)
             try:
                 proc = await asyncio.wrap_future(spawning)
             except BaseException:
                 # cancelled while bwrap was starting: the spawn still completes in its thread, so reap it then
                 spawning.add_done_callback(lambda f: _reap([None if f.cancelled() or f.exception() else f.result()],
-                                                           dirs.private))
+                                                           files.dirs.private))
                 raise
         finally:
             os.close(log_fd)
         self._proc_box[0] = proc
-        self._finalizer = weakref.finalize(self, _reap, self._proc_box, dirs.private)
-        self._host_conn = {**conn, "ip": f"{dirs.private}/k"}
+        self._finalizer = weakref.finalize(self, _reap, self._proc_box, files.dirs.private)
         try:
-            await self._wait_for_sockets(dirs, time.monotonic() + self.startup_timeout)
+            deadline = time.monotonic() + self.startup_timeout
+            while not sockets_ready(files.dirs):
+                self._check_started(deadline)
+                await asyncio.sleep(0.005)
+            # before any user code runs: from now on the host reaches the kernel only through these links
+            pin_sockets(files.dirs, self.owner_uid if self.owner_uid is not None else os.geteuid())
             await self._connect(time.monotonic() + self.startup_timeout)
             if self.preload:
                 res = await self._execute(PRELOAD, self.startup_timeout, silent=True)
@@ -171,30 +153,6 @@ class Kernel:
             self.volume.start_watch(self._quota_exceeded)
         logger.debug("kernel started (pid %d, work dir %s, quota by %s)", proc.pid, self.work_dir, self.volume.kind)
 
-    async def _wait_for_sockets(self, dirs: SandboxDirs, deadline: float) -> None:
-        """Wait for the kernel's sockets, then pin them: hard links in the private dir, checked to be sockets.
-
-        The host connects (and ZMQ reconnects) only through those links, so whatever the sandbox later puts in its
-        socket dir (a symlink to another host socket, say) is never followed. No user code has run in this
-        sandbox yet when the links are made.
-        """
-        names = [f"k-{port}" for port in _PORTS.values()]
-        while not all((dirs.sockets / n).exists() for n in names):
-            self._check_started(deadline)
-            await asyncio.sleep(0.005)
-        expected_uid = self.owner_uid if self.owner_uid is not None else os.geteuid()
-        src_fd = os.open(dirs.sockets, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        dst_fd = os.open(dirs.private, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            for name in names:
-                os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-                st = os.stat(name, dir_fd=dst_fd, follow_symlinks=False)
-                if not stat.S_ISSOCK(st.st_mode) or st.st_uid != expected_uid:
-                    raise SandboxError(f"the kernel's {name} is not a socket it created; refusing to connect")
-        finally:
-            os.close(src_fd)
-            os.close(dst_fd)
-
     def _check_started(self, deadline: float) -> None:
         proc = self.process
         if proc is None or proc.poll() is not None:
@@ -204,60 +162,26 @@ class Kernel:
 
     def _log_tail(self, chars: int = 2000) -> str:
         try:
-            return (self._dirs.private / "kernel.log").read_text(errors="replace")[-chars:] if self._dirs else ""
+            return self._files.log_path.read_text(errors="replace")[-chars:] if self._files else ""
         except OSError:
             return ""
 
     async def _connect(self, deadline: float) -> None:
         """(Re)connect a client on the running loop and make sure iopub delivers (kernel_info round trip)."""
-        self._close_client()
-        # A message larger than the output budget is dropped by ZMQ (the kernel's socket is disconnected and
-        # reconnects) before it is ever held in our memory.
-        context = self._context = zmq.asyncio.Context()
-        context.setsockopt(zmq.MAXMSGSIZE, self.config.limits.output_bytes + _MiB)
-        client = AsyncKernelClient(context=context)
-        client.load_connection_info(self._host_conn)
-        client.start_channels()
-        self._client, self._client_loop = client, asyncio.get_running_loop()
+        self._close_channel()
+        assert self._files is not None
+        channel = self._channel = Channel(self._files.host_conn, self.config.limits.output_bytes + _MiB)
         self._lock = asyncio.Lock()
         while True:
             self._check_started(deadline)
-            msg_id = client.kernel_info()
-            if await self._await_idle(msg_id, min(0.25, max(deadline - time.monotonic(), 0.01))):
-                await self._drain_shell()
+            msg_id = channel.client.kernel_info()
+            if await channel.await_idle(msg_id, min(0.25, max(deadline - time.monotonic(), 0.01))):
+                await channel.drain_shell()
                 return
-
-    async def _await_idle(self, msg_id: str, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        assert self._client is not None
-        while (left := end - time.monotonic()) > 0:
-            try:
-                msg = await self._client.get_iopub_msg(timeout=left)
-            except queue.Empty:
-                return False
-            except _UNDECODABLE:
-                continue
-            try:
-                if msg["parent_header"].get("msg_id") == msg_id and msg["header"]["msg_type"] == "status" and \
-                        msg["content"].get("execution_state") == "idle":
-                    return True
-            except (KeyError, TypeError, AttributeError):
-                continue
-        return False
-
-    async def _drain_shell(self) -> None:
-        assert self._client is not None
-        while True:
-            try:
-                await self._client.get_shell_msg(timeout=0.001)
-            except queue.Empty:
-                return
-            except _UNDECODABLE:
-                continue
 
     async def ensure_connected(self) -> None:
         """Make the client usable on the running event loop (a pooled kernel was started on another one)."""
-        if self._client is None or self._client_loop is not asyncio.get_running_loop():
+        if self._channel is None or self._channel.loop is not asyncio.get_running_loop():
             if not self.is_alive():
                 await self.restart()
             else:
@@ -269,17 +193,14 @@ class Kernel:
         self.restarts += 1
         await self.start()
 
-    def _close_client(self) -> None:
-        if self._client is not None:
-            self._client.stop_channels()
-            self._client = None
-        if self._context is not None:
-            self._context.destroy(linger=0)
-            self._context = None
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
     def _kill(self) -> None:
         self.volume.stop_watch()
-        self._close_client()
+        self._close_channel()
         if self._finalizer is not None:
             self._finalizer()  # kills the process and removes the private dir
             self._finalizer = None
@@ -338,11 +259,11 @@ class Kernel:
             return result
 
     async def _execute(self, code: str, timeout: float | None, silent: bool = False) -> ExecutionResult:
-        assert self._client is not None
+        assert self._channel is not None
         t0 = time.monotonic()
         limits = self.config.limits
         collector = OutputCollector(rich_bytes=limits.output_bytes, image_bytes=limits.image_bytes)
-        msg_id = self._client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        msg_id = self._channel.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         deadline = None if timeout is None else t0 + timeout
         status = await self._collect(msg_id, collector, deadline)
         notice = None
@@ -374,8 +295,8 @@ class Kernel:
             restarted = True
             notice = (f"The kernel died while running this code ({why}: e.g. out of memory, a crash or os._exit) "
                       f"and was restarted. {STATE_LOST}")
-        if status in ("ok", "error") and self._client is not None:
-            await self._drain_shell()
+        if status in ("ok", "error") and self._channel is not None:
+            await self._channel.drain_shell()
         outputs = collector.finish()
         return ExecutionResult(
             status=status, execution_count=collector.execution_count, outputs=outputs, error=collector.error,
@@ -387,7 +308,8 @@ class Kernel:
     async def _collect(self, msg_id: str, collector: OutputCollector, deadline: float | None,
                        interrupting: bool = False) -> str:
         """Feed iopub messages of ``msg_id`` to the collector until idle; returns ok/error/timeout/died/flood/quota."""
-        assert self._client is not None
+        channel = self._channel
+        assert channel is not None
         last_check = time.monotonic()
         while True:
             now = time.monotonic()
@@ -395,10 +317,8 @@ class Kernel:
             if wait <= 0:
                 return "timeout"
             try:
-                msg = await self._client.get_iopub_msg(timeout=wait)
-            except queue.Empty:
-                msg = None
-            except _UNDECODABLE:
+                msg = await channel.iopub(wait)
+            except UNDECODABLE:
                 collector.dropped_outputs += 1  # undecodable or badly signed: hostile input, not our crash
                 msg = None
             parent = msg.get("parent_header") if isinstance(msg, dict) else None
@@ -423,10 +343,10 @@ class Kernel:
 
     async def interrupt(self) -> None:
         """Ask the kernel to raise KeyboardInterrupt in the running code (``interrupt_request`` on control)."""
-        if self._client is None:
+        if self._channel is None:
             return
-        msg = self._client.session.msg("interrupt_request", content={})
-        self._client.control_channel.send(msg)
+        client = self._channel.client
+        client.control_channel.send(client.session.msg("interrupt_request", content={}))
 
     def memory_rss(self) -> int:
         """Resident memory of every process in this kernel's sandbox (bytes; needs psutil)."""

@@ -10,11 +10,11 @@ Privileges. No program that the sandbox could have influenced ever runs with pri
 - bwrap is blocked right after it created the namespaces; the host then sets the rlimits on the blocked process
   (``prlimit``: they hold from its first instruction) and, when we are root, writes its uid maps, then lets it go.
 - As root, bwrap must set up mounts as namespace root (mapped to host root, so it can reach e.g. an interpreter
-  under ``/root``), with every capability but CAP_SETUID/CAP_SETGID/CAP_SETPCAP dropped. Its payload is util-linux ``setpriv``
-  from the read-only ``/usr``, with a cleared environment and ``/`` as cwd, which empties the capability bounding
-  set and drops to the sandbox uid — mapped
-  to an unprivileged host uid (``host_uid``), so the kernel charges RLIMIT_NPROC to it, per sandbox — and only then
-  starts Python (``-I``: no cwd, no user site, no environment variables on ``sys.path``).
+  under ``/root``), with every capability but CAP_SETUID/CAP_SETGID/CAP_SETPCAP dropped. Its payload is util-linux
+  ``setpriv`` from the read-only ``/usr``, with a cleared environment and ``/`` as cwd, which empties the capability
+  bounding set and drops to the sandbox uid — mapped to an unprivileged host uid (``host_uid``), so the kernel
+  charges RLIMIT_NPROC to it, per sandbox — and only then starts Python (``-I``: no cwd, no user site, no
+  environment variables on ``sys.path``).
 - Not root: bwrap maps the sandbox uid to ours itself (``--uid``), drops every capability and disables further user
   namespaces (``--disable-userns``).
 """
@@ -169,7 +169,8 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 
 class SandboxedProcess:
-    """A spawned sandbox: the outer bwrap process. Killing it kills everything inside (pid namespace + die-with-parent)."""
+    """A spawned sandbox: the outer bwrap process. Killing it kills everything inside (pid namespace and
+    die-with-parent)."""
 
     def __init__(self, popen: subprocess.Popen[bytes], sandboxed: bool) -> None:
         self.popen = popen
