@@ -6,6 +6,7 @@ and as the watchdog (the non-root path), through the public tool API.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import psutil
@@ -172,3 +173,40 @@ print("made")""")
     finally:
         await tool.close()
 
+
+
+async def test_memory_of_many_processes_is_capped_together(tmp_path):
+    """rlimits cap each process (``memory_bytes``), not their sum: six children touching 512 MiB each would take
+    3 GiB. As root a cgroup caps the sandbox at ``total_memory_bytes``; everywhere, sandbox processes are the OOM
+    killer's first choice (``oom_score_adj`` 1000)."""
+    tool = await session(tmp_path, "auto", total_memory_bytes=1024 * _MiB, memory_bytes=2048 * _MiB)
+    try:
+        adj = await run(tool, "print(open('/proc/self/oom_score_adj').read().strip())")
+        assert adj.data["stdout"] == "1000\n"
+        cgroup = tool.kernel.process.cgroup
+        if cgroup is None:  # no cgroup here (not root): the bomb would only meet the host's OOM killer; not run
+            assert os.geteuid() != 0, "as root a cgroup must be available on the test machines"
+            return
+        out = await run(tool, """
+import os, time, json
+kids = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            block = bytearray(512 * 1024**2)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            time.sleep(3)
+        finally:
+            os._exit(0)
+    kids.append(pid)
+killed = sum(os.WIFSIGNALED(os.waitpid(pid, 0)[1]) for pid in kids)
+print(json.dumps(killed))""")
+        # the kernel itself may be the victim ("died", then restarted); either way the limit made the kernel kill
+        assert cgroup.oom_kills() > 0 or out.data["status"] == "died", out.text
+        if out.data["status"] == "ok":
+            assert int(out.data["stdout"]) >= 3, out.text  # at most two 512 MiB children fit in 1 GiB
+        assert (await run(tool, "print('alive')")).data["stdout"] == "alive\n"
+    finally:
+        await tool.close()

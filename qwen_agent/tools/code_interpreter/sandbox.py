@@ -4,7 +4,7 @@ Model-written code is untrusted (it may be wrong, or steered by the data it read
 user/pid/ipc/uts/net/cgroup namespaces (no network: only its own ``lo``), the file system of ``bwrap.mount_plan``
 (read-only system and Python, private size-capped tmpfs mounts, the work dir and its socket dir the only writable
 host directories), a scrubbed environment, rlimits, a seccomp filter (``seccomp``) and, as root, a size- and
-inode-capped work dir (``volume``).
+inode-capped work dir (``volume``) and a memory/process cgroup (``cgroup``).
 
 Privileges. No program that the sandbox could have influenced ever runs with privileges:
 - bwrap is blocked right after it created the namespaces; the host then sets the rlimits on the blocked process
@@ -43,6 +43,7 @@ from qwen_agent.tools.code_interpreter.bwrap import (
     find_setpriv,
     mount_plan,
 )
+from qwen_agent.tools.code_interpreter.cgroup import SandboxCgroup, prefer_oom_kill
 from qwen_agent.tools.code_interpreter.seccomp import filter_fd
 from qwen_agent.tools.errors import SandboxError
 
@@ -57,6 +58,10 @@ class SandboxLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     memory_bytes: int = Field(4096 * _MiB, description="RLIMIT_AS per process (virtual address space)")
+    total_memory_bytes: int = Field(
+        4096 * _MiB, description="memory of all sandbox processes together (and the tmpfs pages they write), "
+        "enforced by a cgroup where one can be made (root); see cgroup.py"
+    )
     cpu_seconds: int = Field(900, description="RLIMIT_CPU: total CPU time of one kernel process before it is killed")
     max_processes: int = Field(96, description="RLIMIT_NPROC: processes+threads inside the sandbox")
     max_file_bytes: int = Field(256 * _MiB, description="RLIMIT_FSIZE: largest file the code may write")
@@ -172,9 +177,10 @@ class SandboxedProcess:
     """A spawned sandbox: the outer bwrap process. Killing it kills everything inside (pid namespace and
     die-with-parent)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], sandboxed: bool) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], sandboxed: bool, cgroup: SandboxCgroup | None = None) -> None:
         self.popen = popen
         self.sandboxed = sandboxed
+        self.cgroup = cgroup
 
     @property
     def pid(self) -> int:
@@ -196,6 +202,9 @@ class SandboxedProcess:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             logger.error("sandbox process %d did not die after SIGKILL", self.popen.pid)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 def spawn(
@@ -251,21 +260,28 @@ def spawn(
     finally:
         for fd in child_fds:
             os.close(fd)
+    cgroup = None
     try:
         child = _child_pid(popen, info_r)
         if as_root:
             _write_id_maps(child, config.sandbox_uid, config.host_uid)
         for res, value in rlimits(config.limits).items():
             resource.prlimit(child, res, value)
+        prefer_oom_kill(child)
+        cgroup = SandboxCgroup.create(config.limits.total_memory_bytes, config.limits.max_processes)
+        if cgroup is not None:
+            cgroup.add(child)
         os.write(block_w, b"1")
     except BaseException:
         popen.kill()
         popen.wait()
+        if cgroup is not None:
+            cgroup.remove()
         raise
     finally:
         os.close(block_w)
         os.close(info_r)
-    return SandboxedProcess(popen, sandboxed=True)
+    return SandboxedProcess(popen, sandboxed=True, cgroup=cgroup)
 
 
 def write_identity_files(private_dir: Path, uid: int) -> None:
