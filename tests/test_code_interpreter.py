@@ -187,7 +187,7 @@ def test_interpreter_exit_and_sigkill_leave_no_orphans(tmp_path):
             k = Kernel(SandboxConfig(quota="watchdog"), work_dir={str(tmp_path)!r}, preload=False)
             await k.start()
             root = psutil.Process(k.process.pid)
-            print(json.dumps([str(k._dirs.private), [p.pid for p in [root, *root.children(recursive=True)]]]),
+            print(json.dumps([str(k._files.dirs.private), [p.pid for p in [root, *root.children(recursive=True)]]]),
                   flush=True)
             if sys.argv[1] == "hang":
                 time.sleep(60)

@@ -103,6 +103,7 @@ def _make_v2(name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup 
     enabled = (parent / "cgroup.subtree_control").read_text().split()
     if "memory" not in enabled or "pids" not in enabled:
         return None  # not delegated to us; enabling would move our own process (no internal processes rule)
+    _sweep(parent)
     d = parent / name
     d.mkdir()
     try:
@@ -123,6 +124,7 @@ def _make_v1(name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup 
     made: list[Path] = []
     try:
         mem = ROOT / "memory" / mem_own.lstrip("/") / name
+        _sweep(mem.parent)
         mem.mkdir()
         made.append(mem)
         (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
@@ -130,6 +132,7 @@ def _make_v1(name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup 
             (mem / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
         if pids_own is not None and (ROOT / "pids").is_dir():
             pids = ROOT / "pids" / pids_own.lstrip("/") / name
+            _sweep(pids.parent)
             pids.mkdir()
             made.append(pids)
             (pids / "pids.max").write_text(str(max_processes))
@@ -137,6 +140,18 @@ def _make_v1(name: str, memory_bytes: int, max_processes: int) -> SandboxCgroup 
         SandboxCgroup(made, 1).remove()
         raise
     return SandboxCgroup(made, 1)
+
+
+def _sweep(parent: Path, min_age_s: float = 60.0) -> None:
+    """Remove sandbox cgroups left empty by a process that died without cleaning up (SIGKILL). Only old ones: a
+    new one may belong to a sandbox that another process is starting right now (rmdir fails anyway if not empty)."""
+    now = time.time()
+    for d in parent.glob("qwen-agent-sandbox-*"):
+        try:
+            if now - d.stat().st_mtime > min_age_s and not (d / "cgroup.procs").read_text().strip():
+                d.rmdir()
+        except OSError:
+            continue
 
 
 def _warn_once(message: str) -> None:
