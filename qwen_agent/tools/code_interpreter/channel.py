@@ -119,10 +119,11 @@ class Channel:
         return False
 
     async def drain_shell(self) -> None:
-        """Discard the shell replies already received (we read results from iopub)."""
+        """Discard the shell replies already received (we read results from iopub). Never waits: a reply still on
+        its way is discarded by the next drain, so the queue stays at most one reply long."""
         while True:
             try:
-                await self.client.get_shell_msg(timeout=0.001)
+                await self.client.get_shell_msg(timeout=0)
             except queue.Empty:
                 return
             except UNDECODABLE:
