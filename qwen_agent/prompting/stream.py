@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.prompting.base import ParsedReply, StreamDelta, StreamParser
 from qwen_agent.prompting.scan import Piece, Recognizer, Scanner
-from qwen_agent.prompting.shapes import Tools
+from qwen_agent.prompting.shapes import MAX_CALLS, MAX_ERRORS, Tools
 
 
 @dataclass
@@ -66,7 +66,14 @@ class ReplyReader:
         scanner = self.scanner(tools)
         scanner.advance(text, final=True)
         view = self.assemble(scanner.pieces, final=True)
-        return ParsedReply(content=view.content, tool_calls=view.calls, reasoning=view.reasoning, errors=view.errors)
+        calls, errors = view.calls, view.errors
+        if len(calls) > MAX_CALLS:
+            errors = [*errors, f"the reply holds {len(calls)} calls; only the first {MAX_CALLS} are read"]
+            calls = calls[:MAX_CALLS]
+        if len(errors) > MAX_ERRORS:
+            errors = [*errors[: MAX_ERRORS - 1], f"... and {len(errors) - MAX_ERRORS + 1} more problems"]
+        return ParsedReply(content=view.content, tool_calls=calls, reasoning=view.reasoning, errors=errors)
+
 
     def stream_parser(self, tools: list[ToolSchema] | None = None) -> ScanStreamParser:
         return ScanStreamParser(self, tools)
