@@ -146,7 +146,7 @@ class Fence(Recognizer):
         if m.group(1).lower() not in _CALL_FENCE_LANGS or body.lstrip()[:1] not in ("{", "["):
             return Outcome([Piece("text", whole)], end)
         found = Found()
-        taken: list[tuple[int, int]] = []  # the values read as calls; whatever else the body holds is prose
+        taken: list[tuple[int, int]] = []  # values read as calls or errors; whatever else the body holds is prose
         for start, stop, value in iter_json_values(body, tools.budget):
             got = calls_from_value(value, tools, explicit=False, source=body[start:stop])
             if got is not None and json_span_end(body, start) is None:  # cut off mid-call: never run half a call
@@ -155,6 +155,7 @@ class Fence(Recognizer):
             if got is None:
                 if isinstance(value, Unreadable) and _looks_like_call(body[start:stop], tools):
                     found.errors.append(value.explain(f"could not read the tool call {snippet(body[start:stop])!r}"))
+                    taken.append((start, stop))  # reported, so not prose (this error used to be dropped)
                     continue
                 return Outcome([Piece("text", whole)], end)
             found.calls += got.calls
