@@ -96,6 +96,8 @@ class FinalAnswer(Recognizer):
     partials = ("Final Answer:",)
 
     def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome:
+        if not final and m.end() == len(text):  # the spaces the marker takes may still be arriving
+            return Outcome([], complete=False)
         return Outcome([Piece("marker")], m.end())
 
 
