@@ -72,22 +72,24 @@ class RepairBudget:
         return True
 
 
-def loads_lenient(text: str, budget: RepairBudget | None = None) -> Any:
+def loads_lenient(text: str, budget: RepairBudget | None = None, *, closed: bool = True) -> Any:
     """Decode ``text`` as JSON, repairing it if needed; an `Unreadable` when nothing sensible comes out.
 
     Never raises. Plain words are not JSON: json_repair turns them into ``""``, which we report as unreadable.
     Nesting deeper than `MAX_DEPTH` is unreadable; repair only runs on text of at most `REPAIR_FRAGMENT`
-    characters, while ``budget`` (by default a fresh `REPAIR_BUDGET`) covers it.
+    characters, while ``budget`` (by default a fresh `REPAIR_BUDGET`) covers it. ``closed=False`` says the text
+    is an object/array that never closes, which json.loads cannot read: only repair is tried.
     """
     stripped = text.strip()
     if not stripped:
         return UNREADABLE
-    try:
-        return loads(stripped, strict=False)
-    except JsonDepthError:
-        return _TOO_DEEP
-    except ValueError:
-        pass
+    if closed:
+        try:
+            return loads(stripped, strict=False)
+        except JsonDepthError:
+            return _TOO_DEEP
+        except ValueError:
+            pass
     if stripped[0] not in "{[\"'":
         return UNREADABLE
     return repair(stripped, budget if budget is not None else RepairBudget())
@@ -96,9 +98,12 @@ def loads_lenient(text: str, budget: RepairBudget | None = None) -> Any:
 def repair(text: str, budget: RepairBudget) -> Any:
     """json_repair's reading of ``text`` if the budget covers it and the nesting is within bounds, else Unreadable.
 
-    The attempt is paid for even when the nesting check refuses the text: that check reads the text too.
+    The attempt is paid for even when the nesting check refuses the text: that check reads the text too. Text
+    too long to repair is only looked at as far as a repair would have read, to say which limit it broke.
     """
     if len(text) > REPAIR_FRAGMENT or not budget.take(len(text)):
+        if lenient_nesting_exceeds(text[:REPAIR_FRAGMENT], MAX_DEPTH):
+            return _TOO_DEEP
         return Unreadable(f"{len(text)} characters of malformed JSON is more than is repaired; write valid JSON")
     if lenient_nesting_exceeds(text, MAX_DEPTH):
         return _TOO_DEEP
@@ -130,7 +135,7 @@ def iter_json_values(text: str, budget: RepairBudget | None = None) -> Iterator[
         j = m.start()
         end = json_span_end(text, j)
         if end is None:
-            yield j, n, loads_lenient(text[j:], budget)
+            yield j, n, loads_lenient(text[j:], budget, closed=False)
             return
         yield j, end, loads_lenient(text[j:end], budget)
         i = end

@@ -27,14 +27,21 @@ def _opens_quote(text: str, i: int) -> bool:
     return text[i] == '"' or i == 0 or not text[i - 1].isalnum()
 
 
+# A span without nested brackets, apostrophes or backslashes outside its double-quoted strings, read in one match.
+_FLAT = re.compile(r"""[{\[][^{}\[\]"'\\]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^{}\[\]"'\\]*+)*+[}\]]""", re.DOTALL)
+
+
 def json_span_end(text: str, start: int, stop: int | None = None) -> int | None:
     """Index just past the object/array that opens at ``text[start]``, or None if it is not closed (yet).
 
     With ``stop``, only ``text[:stop]`` is read: None then also means "not closed before ``stop``".
     """
+    stop = len(text) if stop is None else min(stop, len(text))
+    flat = _FLAT.match(text, start, stop)
+    if flat is not None:
+        return flat.end()
     depth = 0
     pos = start
-    stop = len(text) if stop is None else min(stop, len(text))
     token = _TOKEN.search
     while (m := token(text, pos, stop)) is not None:
         tok = m.group()
@@ -187,7 +194,8 @@ class SpanIndex:
             elif c == '"':
                 out, dq = dq, out
             elif c == "'":
-                if _opens_quote(text, m.start()):
+                i = m.start()
+                if i == 0 or not text[i - 1].isalnum():  # `_opens_quote`, inlined in this hot loop
                     out, sq = sq, out
                 else:  # an apostrophe in prose: it still closes a '...' string
                     out, sq = _merge(out, sq), None
