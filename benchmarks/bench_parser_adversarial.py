@@ -171,11 +171,11 @@ def run_before(checkout: Path, sizes: list[int], timeout: float) -> None:
                 try:
                     out = subprocess.run([sys.executable, "-c", _CHILD, str(checkout), str(Path(__file__).parent),
                                           r, name, str(n)], env=env, capture_output=True, text=True, timeout=timeout)
-                    cell = f"{float(out.stdout.split()[-1]) * 1000:.2f}" if out.returncode == 0 else \
-                        out.stderr.strip().splitlines()[-1].split(":")[0][:9]
+                    error = out.stderr.strip().splitlines()[-1].split(":")[0] if out.returncode else ""
+                    cell = f"{float(out.stdout.split()[-1]) * 1000:.2f}" if not error else error[:8]
                 except subprocess.TimeoutExpired:
                     cell = f">{timeout:g}s"
-                cells.append(f"{cell:>9}")
+                cells.append(f" {cell:>8}")
             print(f"{name:28}" + "".join(cells), flush=True)
 
 
