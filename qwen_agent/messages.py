@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from qwen_agent import bounded_json
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -121,9 +123,12 @@ class ToolCall(_Open):
 
 
 def _loads_object(raw: str) -> dict[str, Any]:
-    """Parse an argument string; anything that is not a JSON object is kept under ``raw_arguments`` only."""
+    """Parse an argument string; anything that is not a JSON object is kept under ``raw_arguments`` only.
+
+    The string comes from a model server: over-deep nesting is refused like any other malformed JSON.
+    """
     try:
-        value = json.loads(raw) if raw.strip() else {}
+        value = bounded_json.loads(raw) if raw.strip() else {}
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -48,7 +48,7 @@ from qwen_agent.llm.openai_server import (
     server_root,
     tokenize_body,
 )
-from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, parse_completion
+from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
 from qwen_agent.messages import Message, ToolSchema
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class OpenAICompatible(ChatModel):
         url = self._url("chat/completions")
         response, _ = await self._open("POST", "chat/completions", body, stream=False)
         try:
-            data = response.json()
+            data = loads_payload(response.content)
         except ValueError as exc:
             raise ModelProtocolError(f"{url} answered HTTP {response.status_code} with a body that is not JSON "
                                      f"({exc}): {response.text[:200]!r}. Is base_url an OpenAI-compatible "
@@ -326,7 +326,7 @@ class OpenAICompatible(ChatModel):
                     # A server that ignored "stream": true and answered with one JSON body.
                     await response.aread()
                     try:
-                        data = response.json()
+                        data = loads_payload(response.content)
                     except ValueError as exc:
                         raise ModelProtocolError(f"{url} answered a streaming request with {content_type!r} "
                                                  f"that is not JSON: {response.text[:200]!r}") from exc

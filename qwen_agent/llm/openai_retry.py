@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from qwen_agent import bounded_json
 from qwen_agent.llm.errors import (
     ContextLengthError,
     ModelAuthError,
@@ -74,7 +75,7 @@ def parse_retry_after(value: str | None) -> float | None:
 def server_message(text: str) -> str:
     """The human part of an error body: OpenAI ``error.message``, vLLM ``message``, FastAPI ``detail``, or text."""
     try:
-        data: Any = json.loads(text)
+        data: Any = bounded_json.loads(text)  # an error body is untrusted too: no RecursionError on deep nesting
     except ValueError:
         return text.strip()[:500]
     if isinstance(data, dict):

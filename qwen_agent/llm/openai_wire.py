@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from qwen_agent import bounded_json
 from qwen_agent.llm.base import RawChunk, SamplingParams, Usage
 from qwen_agent.llm.errors import ModelProtocolError, ModelServerError
 from qwen_agent.messages import Message, ToolCall, ToolSchema, new_call_id
@@ -17,6 +18,15 @@ from qwen_agent.messages import Message, ToolCall, ToolSchema, new_call_id
 #: SamplingParams fields that map 1:1 onto OpenAI body keys, and those renamed for vLLM-style servers.
 _DIRECT = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "top_k")
 _RENAMED = {"repeat_penalty": "repetition_penalty"}
+#: Nesting accepted in a response body or SSE event: the envelope (choices, delta, tool_calls, function) around
+#: arguments that `bounded_json.MAX_DEPTH` bounds again once they are read as a tool call's arguments.
+PAYLOAD_DEPTH = bounded_json.MAX_DEPTH + 16
+
+
+def loads_payload(data: str | bytes) -> Any:
+    """Decode a response body or SSE event. A server's reply is untrusted too: nesting deeper than
+    `PAYLOAD_DEPTH` is a ``ValueError`` like any other malformed JSON, never a `RecursionError`."""
+    return bounded_json.loads(data, max_depth=PAYLOAD_DEPTH)
 
 
 def build_body(
@@ -149,7 +159,7 @@ class StreamAccumulator:
             self.done = True  # anything after [DONE] is ignored
             return None
         try:
-            data = json.loads(payload)
+            data = loads_payload(payload)
         except ValueError as exc:
             raise ModelProtocolError(
                 f"{self.url} sent an SSE event that is not JSON ({exc}): {payload[:200]!r}"

@@ -8,16 +8,16 @@ from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.grammar import qwen_grammar
 from qwen_agent.prompting.render import render_inline
-from qwen_agent.prompting.scan import (
+from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer
+from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
+from qwen_agent.prompting.syntax import (
+    SOURCE_CHARS,
     Dropped,
-    Outcome,
-    Piece,
-    Recognizer,
     generic_recognizers,
     read_arguments,
+    skip_space,
     think_recognizers,
 )
-from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.stream import ReplyReader, View, assemble_plain
 
 FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
@@ -27,28 +27,27 @@ _MARK = re.compile("✿(?:FUNCTION|ARGS|RESULT|RETURN)✿")
 class FunctionMark(Recognizer):
     """``✿FUNCTION✿: name`` then ``✿ARGS✿: arguments`` (JSON, or plain text for a one-string-parameter tool)."""
 
+    reads_calls = True
     pattern = re.compile(FN_NAME + ":?")
     partials = (FN_NAME,)
 
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        source = text[m.start():]
+    def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome:
+        tools = reading.tools
+        source = text[m.start() : m.start() + SOURCE_CHARS]
         line_end = _first(text, m.end(), ("\n", "✿"))
         if line_end < 0:
             return Outcome([], complete=False) if not final else self._call(text[m.end():], "", tools, source, len(text))
         name = text[m.end():line_end]
-        i = line_end
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        rest = text[i:]
-        if not final and (not rest or FN_ARGS.startswith(rest)):
+        i = skip_space(text, line_end)
+        if not final and len(text) - i <= len(FN_ARGS) and FN_ARGS.startswith(text[i:]):
             return Outcome([], complete=False)
-        if not rest.startswith(FN_ARGS):
+        if not text.startswith(FN_ARGS, i):
             return self._call(name, "", tools, source, line_end)
         j = i + len(FN_ARGS)
         if j < len(text) and text[j] == ":":
             j += 1
         return read_arguments(text, j, final, name, source, _MARK,
-                              lambda n, args, end: self._call(n, args, tools, source, end))
+                              lambda n, args, end: self._call(n, args, tools, source, end), reading)
 
     @staticmethod
     def _call(name: str, args: str, tools: Tools, source: str, end: int) -> Outcome:

@@ -7,19 +7,17 @@ import re
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.grammar import react_grammar
-from qwen_agent.prompting.lenient_json import json_span_end
 from qwen_agent.prompting.render import render_inline
-from qwen_agent.prompting.scan import (
-    Outcome,
-    Piece,
-    Recognizer,
-    generic_recognizers,
-    read_arguments,
-    hold_index,
-    think_recognizers,
-)
+from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
 from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.stream import ReplyReader, View, join_reasoning
+from qwen_agent.prompting.syntax import (
+    SOURCE_CHARS,
+    generic_recognizers,
+    read_arguments,
+    skip_space,
+    think_recognizers,
+)
 
 _ACTION_INPUT = "Action Input:"
 _MARKERS = ("Action:", "Final Answer:", "Thought:", "Observation:")
@@ -33,12 +31,14 @@ _NO_TOOL = {"", "none", "n/a", "no action", "null"}
 class Action(Recognizer):
     """``Action: name`` + ``Action Input: arguments`` (JSON, or plain text for a one-string-parameter tool)."""
 
+    reads_calls = True
     pattern = re.compile(r"(?m)^[ \t]*Action:[ \t]*")
     partials = ("Action:",)
     line_start = True
 
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        source = text[m.start():]
+    def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome:
+        tools = reading.tools
+        source = text[m.start() : m.start() + SOURCE_CHARS]
         line_end = text.find("\n", m.end())
         if line_end < 0 and not final:
             return Outcome([], complete=False)
@@ -46,21 +46,18 @@ class Action(Recognizer):
         name = text[m.end():name_end].strip()
         if "{" in name:  # "Action: get_weather {"city": "Paris"}" on one line
             brace = m.end() + text[m.end():name_end].index("{")
-            close = json_span_end(text, brace) or name_end
+            close = reading.spans.end(brace) or name_end
             return self._call(text[m.end():brace], text[brace:close], tools, source, close)
-        i = name_end
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        rest = text[i:]
-        if not final and (not rest or _ACTION_INPUT.startswith(rest)):
+        i = skip_space(text, name_end)
+        if not final and len(text) - i <= len(_ACTION_INPUT) and _ACTION_INPUT.startswith(text[i:]):
             return Outcome([], complete=False)
-        if not rest.startswith(_ACTION_INPUT):
+        if not text.startswith(_ACTION_INPUT, i):
             if name.lower().strip(".") in _NO_TOOL:
                 return Outcome([], name_end)
             return self._call(name, "", tools, source, name_end)
         j = i + len(_ACTION_INPUT)
         return read_arguments(text, j, final, name, source, _INPUT_END,
-                              lambda n, args, end: self._call(n, args, tools, source, end))
+                              lambda n, args, end: self._call(n, args, tools, source, end), reading)
 
     @staticmethod
     def _call(name: str, args: str, tools: Tools, source: str, end: int) -> Outcome:
@@ -76,7 +73,7 @@ class Thought(Recognizer):
     partials = ("Thought:",)
     line_start = True
 
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
+    def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome:
         stop = _THOUGHT_END.search(text, m.end())
         if stop is not None:
             return Outcome([Piece("thought", text[m.end():stop.start()])], stop.start())
@@ -98,7 +95,9 @@ class FinalAnswer(Recognizer):
     pattern = re.compile(r"Final Answer:[ \t]*")
     partials = ("Final Answer:",)
 
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
+    def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome:
+        if not final and m.end() == len(text):  # the spaces the marker takes may still be arriving
+            return Outcome([], complete=False)
         return Outcome([Piece("marker")], m.end())
 
 

@@ -1,10 +1,14 @@
 """The shared call scanner: cut a raw reply into text, reasoning and tool-call pieces, incrementally.
 
 One scanner serves all three formats; a format only chooses which `Recognizer`s take part (every format also reads
-the syntaxes small models fall back to: ``<tool_call>`` tags, fenced JSON and bare JSON). The same code runs for a
-complete reply (``final=True``) and for a growing stream (``final=False``), which is what makes the streaming
-parser's output agree with the full parse: a piece is committed only once more text can no longer change it, and
-everything after the first undecided position waits.
+the syntaxes small models fall back to: ``<tool_call>`` tags, fenced JSON and bare JSON, see ``syntax.py``). The
+same code runs for a complete reply (``final=True``) and for a growing stream (``final=False``), which is what makes
+the streaming parser's output agree with the full parse: a piece is committed only once more text can no longer
+change it, and everything after the first undecided position waits.
+
+A reply is hostile input, so the scan is linear in its length: each recognizer's next match is searched once per
+text and reused until the scan passes it, bracket spans come from one shared `SpanIndex`, and a construct that is
+still undecided while streaming is re-read from where its last reading stopped (`Reading.since`), not from its start.
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Literal
 
 from qwen_agent.messages import ToolCall
-from qwen_agent.prompting.lenient_json import UNREADABLE, iter_json_values, json_span_end, loads_lenient
-from qwen_agent.prompting.shapes import Found, Tools, call_from_name_and_text, calls_from_value, snippet
+from qwen_agent.prompting.shapes import MAX_CALLS, MAX_ERRORS, Found, Tools
+from qwen_agent.prompting.spans import SpanIndex
 
 PieceKind = Literal["text", "think", "thought", "calls", "marker"]
 
@@ -51,6 +54,21 @@ class Outcome:
     retro_reasoning: bool = False
 
 
+@dataclass
+class Reading:
+    """What a recognizer may use besides the text: the reply's tools (and repair budget) and its bracket index."""
+
+    tools: Tools
+    spans: SpanIndex = field(default_factory=SpanIndex)
+    #: For a construct that was undecided at the last advance: the text length it was read up to then (else 0).
+    #: Its closing marker cannot lie wholly before this, so searches may restart a marker's length before it.
+    since: int = 0
+
+    def resume(self, start: int, marker_len: int) -> int:
+        """Where to search for a marker of ``marker_len`` characters that was not found up to `since`."""
+        return max(start, self.since - marker_len + 1)
+
+
 class Recognizer(ABC):
     """One piece of call syntax: where it may start, and how to read it from there."""
 
@@ -61,20 +79,28 @@ class Recognizer(ABC):
     line_start: bool = False
     #: Extra end-of-buffer hold pattern (bare JSON: ``{`` then only whitespace so far).
     partial_re: re.Pattern[str] | None = None
+    #: Reads tool calls (not reasoning or markers): stops taking part once a reply has made too many attempts.
+    reads_calls: bool = False
+
+    def search(self, text: str, pos: int, final: bool, reading: Reading) -> re.Match[str] | None:
+        """The next opener at or after ``pos``. A recognizer may pass over openers that `consume` would certainly
+        turn into plain text, so a long run of them costs one search instead of one scan step each."""
+        return self.pattern.search(text, pos)
 
     @abstractmethod
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome: ...
+    def consume(self, text: str, m: re.Match[str], final: bool, reading: Reading) -> Outcome: ...
 
 
 def hold_index(text: str, start: int, literals: tuple[str, ...], line_start: bool = False) -> int:
     """Smallest index >= start where the end of ``text`` may be the beginning of one of ``literals``."""
     best = len(text)
     for lit in literals:
-        for k in range(min(len(lit) - 1, len(text) - start), 0, -1):
-            i = len(text) - k
-            if i < best and text.endswith(lit[:k]) and (not line_start or _at_line_start(text, i)):
+        i = text.find(lit[0], max(start, len(text) - len(lit) + 1))
+        while 0 <= i < best:
+            if lit.startswith(text[i:]) and (not line_start or _at_line_start(text, i)):
                 best = i
                 break
+            i = text.find(lit[0], i + 1)
     return best
 
 
@@ -83,20 +109,39 @@ def _at_line_start(text: str, i: int) -> bool:
     return not text[j + 1 : i].strip()
 
 
+_NOWHERE = 1 << 62  # the start of "no match"
+#: Call attempts (calls and errors) read from one reply; after that its call syntax is left as text. Every attempt
+#: costs a decode and a ToolCall, and a reply can hold thousands; more than the output keeps is a runaway reply.
+MAX_ATTEMPTS = MAX_CALLS + MAX_ERRORS
+
+
 class Scanner:
     """Stateful scan over a growing text. `advance` may be called again with a longer text that extends the old one."""
 
     def __init__(self, recognizers: list[Recognizer], tools: Tools) -> None:
         self.recognizers = recognizers
         self.tools = tools
+        self.reading = Reading(tools)
         self.pos = 0
         self.pieces: list[Piece] = []
         self.tentative: list[Piece] = []
+        # Each recognizer's next match in the current text and its start (`_NOWHERE` if none): one search per
+        # recognizer and text, repeated only once the scan has passed the match, not once per piece before it.
+        self._hits: list[re.Match[str] | None] = []
+        self._starts: list[int] = []
+        # The undecided construct the last advance stopped at: (its start, its recognizer, the text length then).
+        self._blocked: tuple[int, Recognizer, int] | None = None
+        # Pieces before this index hold no text any more (a ``</think>`` already made them reasoning).
+        self._retro_from = 0
+        self._attempts = 0
 
     def advance(self, text: str, final: bool) -> None:
         self.tentative = []
+        self.reading.spans.see(text)
+        blocked, self._blocked = self._blocked, None
+        self._starts = []  # a new text: every cached search is stale
         while True:
-            hit = self._next(text, self.pos)
+            hit = self._next(text, self.pos, final, blocked)
             if hit is None:
                 end = len(text) if final else self._hold(text, self.pos)
                 self._text(text[self.pos : end])
@@ -105,16 +150,33 @@ class Scanner:
             m, rec = hit
             self._text(text[self.pos : m.start()])
             self.pos = m.start()
-            out = rec.consume(text, m, final, self.tools)
+            same = blocked is not None and blocked[0] == m.start() and blocked[1] is rec
+            self.reading.since = blocked[2] if same and blocked is not None else 0
+            out = rec.consume(text, m, final, self.reading)
             if not out.complete:
                 self.tentative = out.pieces
+                self._blocked = (m.start(), rec, len(text))
                 return
             if out.retro_reasoning:
-                for p in self.pieces:
+                for p in self.pieces[self._retro_from :]:
                     if p.kind == "text":
                         p.kind = "think"
-            self.pieces.extend(p for p in out.pieces if p.kind != "text" or p.text)
+                self._retro_from = len(self.pieces)
+            for p in out.pieces:
+                if p.kind == "calls":
+                    self._count_attempts(p)
+                if p.kind != "text" or p.text:
+                    self.pieces.append(p)
             self.pos = max(out.end, m.start() + 1)
+            blocked = None
+
+    def _count_attempts(self, piece: Piece) -> None:
+        self._attempts += len(piece.calls) + len(piece.errors)
+        if self._attempts >= MAX_ATTEMPTS and any(r.reads_calls for r in self.recognizers):
+            self.recognizers = [r for r in self.recognizers if not r.reads_calls]
+            self._starts = []
+            piece.errors.append(f"the reply holds {MAX_ATTEMPTS} or more tool-call attempts; "
+                                "any after those were not read")
 
     def _text(self, s: str) -> None:
         if not s:
@@ -124,13 +186,30 @@ class Scanner:
         else:
             self.pieces.append(Piece("text", s))
 
-    def _next(self, text: str, pos: int) -> tuple[re.Match[str], Recognizer] | None:
-        best: tuple[re.Match[str], Recognizer] | None = None
-        for rec in self.recognizers:
-            m = rec.pattern.search(text, pos)
-            if m is not None and (best is None or m.start() < best[0].start()):
-                best = (m, rec)
-        return best
+    def _next(self, text: str, pos: int, final: bool,
+              blocked: tuple[int, Recognizer, int] | None) -> tuple[re.Match[str], Recognizer] | None:
+        recs = self.recognizers
+        if not recs:
+            return None
+        if blocked is not None and blocked[0] == pos:
+            # Still at the construct that was undecided: nothing can start before it, so only what starts here
+            # counts (the first recognizer in order, as in the full search below).
+            for rec in recs:
+                m = rec.pattern.match(text, pos)
+                if m is not None:
+                    return m, rec
+        if not self._starts:
+            self._hits = [rec.search(text, pos, final, self.reading) for rec in recs]
+            self._starts = [_NOWHERE if m is None else m.start() for m in self._hits]
+        starts, hits = self._starts, self._hits
+        while True:
+            k = starts.index(min(starts))  # the first of the earliest: list order breaks ties
+            if starts[k] >= pos:
+                break
+            m = hits[k] = recs[k].search(text, pos, final, self.reading)
+            starts[k] = _NOWHERE if m is None else m.start()
+        m = hits[k]
+        return None if m is None else (m, recs[k])
 
     def _hold(self, text: str, pos: int) -> int:
         best = len(text)
@@ -142,197 +221,3 @@ class Scanner:
                 if m is not None:
                     best = min(best, m.start())
         return max(best, pos)
-
-
-# ---- recognizers every format uses --------------------------------------------------------------------------
-
-
-class Think(Recognizer):
-    """``<think>...</think>``: reasoning, never executed. An unclosed block runs to the end."""
-
-    pattern = re.compile(r"<think>")
-    partials = ("<think>",)
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        close = text.find("</think>", m.end())
-        if close >= 0:
-            return Outcome([Piece("think", text[m.end() : close])], close + len("</think>"))
-        if final:
-            return Outcome([Piece("think", text[m.end() :])], len(text))
-        shown = text[m.end() : hold_index(text, m.end(), ("</think>",))]
-        return Outcome([Piece("think", shown)], complete=False)
-
-
-class OrphanThinkClose(Recognizer):
-    """A ``</think>`` whose ``<think>`` was in the prompt (Qwen3-style templates): what came before was reasoning."""
-
-    pattern = re.compile(r"</think>")
-    partials = ("</think>",)
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        return Outcome([], m.end(), retro_reasoning=True)
-
-
-class Dropped(Recognizer):
-    """Stray syntax with no meaning of its own (a lone ``</tool_call>``): removed from the visible text."""
-
-    def __init__(self, literal: str) -> None:
-        self.pattern = re.compile(re.escape(literal))
-        self.partials = (literal,)
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        return Outcome([], m.end())
-
-
-_NAME_THEN_JSON = re.compile(r"^\s*[\"'`]?([A-Za-z_][\w.\-]*)[\"'`]?\s*[:(\n ]\s*(\{.*)$", re.DOTALL)
-
-
-def read_call_body(body: str, tools: Tools) -> tuple[Found, str]:
-    """Calls inside explicit call syntax: one or several JSON values, or ``name {json}``; plus leftover prose."""
-    found = Found()
-    leftover: list[str] = []
-    last = 0
-    for start, end, value in iter_json_values(body):
-        leftover.append(body[last:start])
-        last = end
-        got = calls_from_value(value, tools, explicit=True, source=body[start:end])
-        if got is not None:
-            found.calls += got.calls
-            found.errors += got.errors
-    leftover.append(body[last:])
-    rest = "".join(leftover).strip()
-    if found.calls:
-        return found, rest
-    m = _NAME_THEN_JSON.match(body)
-    if m is not None and not found.calls:
-        args_end = json_span_end(m.group(2), 0) or len(m.group(2))
-        return call_from_name_and_text(m.group(1), m.group(2)[:args_end], tools, body), m.group(2)[args_end:].strip()
-    if not found.errors:
-        found.errors.append(f"could not read the tool call {snippet(body)!r}")
-    return found, ""
-
-
-class ToolCallTag(Recognizer):
-    """``<tool_call>{...}</tool_call>`` (Hermes/Qwen2.5). Unclosed tags end at the next tag or the end of the reply."""
-
-    pattern = re.compile(r"<tool_call>")
-    partials = ("<tool_call>",)
-    _close = re.compile(r"</tool_call>|<tool_call>|<tool_response>")
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        c = self._close.search(text, m.end())
-        if c is not None and c.group() == "</tool_call>":
-            found, _ = read_call_body(text[m.end() : c.start()], tools)
-            return Outcome([Piece.of(found)], c.end())
-        if c is None and not final:
-            return Outcome([], complete=False)
-        end = c.start() if c is not None else len(text)
-        found, rest = read_call_body(text[m.end() : end], tools)
-        return Outcome([Piece.of(found), Piece("text", ("\n" + rest) if rest else "")], end)
-
-
-_CALL_FENCE_LANGS = {"", "json", "json5", "jsonc", "tool_call", "tool_code", "javascript", "js"}
-
-
-class Fence(Recognizer):
-    """A fenced block: calls if its JSON is call-shaped, otherwise ordinary (code) text kept verbatim."""
-
-    pattern = re.compile(r"```[ \t]*([A-Za-z0-9_+\-]*)[^\n`]*\n?")
-    partials = ("```",)
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        close = text.find("```", m.end())
-        if close < 0 and not final:
-            return Outcome([], complete=False)
-        end = len(text) if close < 0 else close + 3
-        body = text[m.end() : close if close >= 0 else len(text)]
-        whole = text[m.start() : end]
-        if m.group(1).lower() not in _CALL_FENCE_LANGS or body.lstrip()[:1] not in ("{", "["):
-            return Outcome([Piece("text", whole)], end)
-        found = Found()
-        rest = body
-        for start, stop, value in iter_json_values(body):
-            got = calls_from_value(value, tools, explicit=False, source=body[start:stop])
-            if got is not None and json_span_end(body, start) is None:  # cut off mid-call: never run half a call
-                names = ", ".join(repr(c.name) for c in got.calls) or "a tool"
-                got = Found(errors=[f"the call to {names} was cut off: {snippet(body[start:stop])!r}"])
-            if got is None:
-                if value is UNREADABLE and _looks_like_call(body[start:stop], tools):
-                    found.errors.append(f"could not read the tool call {snippet(body[start:stop])!r}")
-                    continue
-                return Outcome([Piece("text", whole)], end)
-            found.calls += got.calls
-            found.errors += got.errors
-            rest = rest.replace(body[start:stop], "", 1)
-        if rest.strip():
-            return Outcome([Piece("text", whole)], end)
-        return Outcome([Piece.of(found)], end)
-
-
-def _looks_like_call(fragment: str, tools: Tools) -> bool:
-    if '"name"' not in fragment and "'name'" not in fragment:
-        return False
-    if tools.names is None:
-        return "arguments" in fragment or "parameters" in fragment
-    return any(f'"{n}"' in fragment or f"'{n}'" in fragment for n in tools.names)
-
-
-class BareJson(Recognizer):
-    """A JSON object (or list of objects) in prose; a call only if it has a call's shape."""
-
-    pattern = re.compile(r"\{(?=\s*[\"'])|\[(?=\s*\{\s*[\"'])")
-    partial_re = re.compile(r"(\{\s*|\[\s*(\{\s*)?)$")
-
-    def consume(self, text: str, m: re.Match[str], final: bool, tools: Tools) -> Outcome:
-        start = m.start()
-        end = json_span_end(text, start)
-        if end is None:
-            if not final:
-                return Outcome([], complete=False)
-            value = loads_lenient(text[start:])
-            got = calls_from_value(value, tools, explicit=False, source=text[start:])
-            if got is not None:  # a call cut off mid-way: never execute half a call, report it instead
-                names = ", ".join(repr(c.name) for c in got.calls) or "a tool"
-                return Outcome([Piece("calls", errors=[f"the call to {names} was cut off: {snippet(text[start:])!r}"])],
-                               len(text))
-            return Outcome([Piece("text", text[start])], start + 1)
-        span = text[start:end]
-        got = calls_from_value(loads_lenient(span), tools, explicit=False, source=span)
-        if got is None:
-            return Outcome([Piece("text", span)], end)
-        return Outcome([Piece.of(got)], end)
-
-
-def cut_off(name: str, source: str, end: int) -> Outcome:
-    """A call whose JSON arguments never closed (the reply hit its token limit): reported, never executed."""
-    return Outcome([Piece("calls", errors=[f"the call to {name.strip()!r} was cut off: {snippet(source)!r}"])], end)
-
-
-def read_arguments(text: str, j: int, final: bool, name: str, source: str, end_mark: re.Pattern[str],
-                   make_call: Callable[[str, str, int], Outcome]) -> Outcome:
-    """The arguments after a call's name marker (qwen ✿ARGS✿, react Action Input): a balanced JSON object, or
-    else plain text up to ``end_mark``. Incomplete input waits for more unless ``final``; a JSON object that never
-    closes is reported as cut off."""
-    while j < len(text) and text[j] in " \t":
-        j += 1
-    if j < len(text) and text[j] == "{":
-        end = json_span_end(text, j)
-        if end is not None:
-            return make_call(name, text[j:end], end)
-        if final:
-            return cut_off(name, source, len(text))
-        return Outcome([], complete=False)
-    nxt = end_mark.search(text, j)
-    if nxt is None and not final:
-        return Outcome([], complete=False)
-    end = nxt.start() if nxt is not None else len(text)
-    return make_call(name, text[j:end], end)
-
-
-def generic_recognizers() -> list[Recognizer]:
-    """Syntaxes read in every format: tags, fences, bare JSON."""
-    return [ToolCallTag(), Dropped("</tool_call>"), Fence(), BareJson()]
-
-
-def think_recognizers() -> list[Recognizer]:
-    return [Think(), OrphanThinkClose()]

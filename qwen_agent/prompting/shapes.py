@@ -15,21 +15,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qwen_agent.messages import ToolCall, ToolSchema
-from qwen_agent.prompting.lenient_json import UNREADABLE, loads_lenient
+from qwen_agent.prompting.lenient_json import RepairBudget, Unreadable, loads_lenient
 
 _NAME_KEYS = ("name", "function", "tool", "tool_name", "function_name")
 _ARG_KEYS = ("arguments", "parameters", "args", "arguments_json", "input", "tool_input", "params")
 #: Bare JSON in prose needs one of these to count as a call; "input"/"params" are too common in ordinary JSON.
 _BARE_ARG_KEYS = ("arguments", "parameters", "args")
 _SNIPPET = 60
+#: The most calls read from one reply (and from one JSON list): more is a runaway reply, not a plan.
+MAX_CALLS = 64
+#: The most parse errors reported for one reply: they go back to the model, and a few say what is wrong.
+MAX_ERRORS = 16
+_SNIPPET_WINDOW = 1024
 
 
 @dataclass
 class Tools:
-    """The tools a reply may call. ``None`` names mean "any name" (the caller did not say which tools exist)."""
+    """The tools a reply may call. ``None`` names mean "any name" (the caller did not say which tools exist).
+
+    Made once per reply (`of`), so it also carries that reply's json_repair allowance: every fragment read from
+    the reply draws on the same `RepairBudget`, which is what keeps reading a hostile reply cheap.
+    """
 
     names: frozenset[str] | None
     single_string_param: dict[str, str] = field(default_factory=dict)
+    budget: RepairBudget = field(default_factory=RepairBudget)
 
     @classmethod
     def of(cls, tools: list[ToolSchema] | None) -> Tools:
@@ -63,8 +73,11 @@ class Found:
 
 
 def snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"
+    """The start of ``text`` on one line, for error messages. Reads a bounded head, however long the text."""
+    head = " ".join(text[:_SNIPPET_WINDOW].split())
+    if len(text) > _SNIPPET_WINDOW and len(head) < _SNIPPET:
+        head += " …"  # mostly whitespace: nothing more worth quoting in the window
+    return head if len(head) <= _SNIPPET else head[: _SNIPPET - 1] + "…"
 
 
 def _unwrap(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -119,6 +132,17 @@ def is_call_shaped(value: Any, tools: Tools) -> bool:
     return tools.names is not None and name in tools.names
 
 
+def may_be_call_shaped(fragment: str, tools: Tools) -> bool:
+    """False when the JSON text ``fragment`` certainly decodes to nothing `is_call_shaped` accepts: a call needs a
+    key such as ``name``/``function``/``tool_calls`` or a tool's name, and without backslash escapes a decoded key
+    is spelled out in the text. Lets prose JSON be passed over without decoding it."""
+    if "\\" in fragment:
+        return True
+    if any(key in fragment for key in ("name", "function", "tool")):
+        return True
+    return tools.names is not None and ("type" in fragment or any(n in fragment for n in tools.names))
+
+
 def _keyed_by_tool(value: Mapping[str, Any], tools: Tools) -> bool:
     """``{"get_weather": {"city": "Paris"}, "get_time": {...}}``: every key a known tool, every value its arguments.
 
@@ -137,20 +161,21 @@ def arguments_from_text(name: str, text: str, tools: Tools) -> tuple[dict[str, A
     stripped = text.strip()
     if not stripped:
         return {}, None, None
-    value = loads_lenient(stripped)
-    if value is UNREADABLE and stripped.startswith("```"):  # ```json {...} ``` around the arguments
-        value = loads_lenient(_strip_fence(stripped))
+    value = loads_lenient(stripped, tools.budget)
+    if isinstance(value, Unreadable) and stripped.startswith("```"):  # ```json {...} ``` around the arguments
+        value = loads_lenient(_strip_fence(stripped), tools.budget)
     if isinstance(value, Mapping):
         return dict(value), None, None
     if isinstance(value, str) and value.strip().startswith("{"):  # a JSON string that holds the JSON object
-        inner = loads_lenient(value)
+        inner = loads_lenient(value, tools.budget)
         if isinstance(inner, Mapping):
             return dict(inner), value, None
     param = tools.single_string_param.get(name)
     if param is not None:
         plain = value if isinstance(value, str) else _strip_fence(stripped)
         return {param: plain}, None, None
-    return None, None, f"the arguments of {name!r} are not a JSON object: {snippet(stripped)}"
+    error = f"the arguments of {name!r} are not a JSON object: {snippet(stripped)}"
+    return None, None, value.explain(error) if isinstance(value, Unreadable) else error
 
 
 def _strip_fence(text: str) -> str:
@@ -170,10 +195,13 @@ def calls_from_value(value: Any, tools: Tools, *, explicit: bool, source: str) -
     if not explicit and not is_call_shaped(value, tools):
         return None
     found = Found()
-    if value is UNREADABLE:
-        found.errors.append(f"could not read the tool call {snippet(source)!r}")
+    if isinstance(value, Unreadable):
+        found.errors.append(value.explain(f"could not read the tool call {snippet(source)!r}"))
         return found
     items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_CALLS:
+        found.errors.append(f"{len(items)} calls in one list, more than the {MAX_CALLS} read from one reply")
+        items = items[:MAX_CALLS]
     for item in items:
         if isinstance(item, Mapping) and _keyed_by_tool(item, tools):
             found.calls += [ToolCall.make(name, dict(args or {})) for name, args in item.items()]

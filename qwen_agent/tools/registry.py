@@ -8,12 +8,13 @@ the model correct itself. Only cancellation (and interpreter exits) propagate.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from qwen_agent import bounded_json
+from qwen_agent.bounded_json import JsonDepthError
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.sync import run_sync
 from qwen_agent.tools.base import Tool
@@ -92,11 +93,9 @@ class Toolbox:
         t0 = time.perf_counter()
         try:
             tool = self.get(call.name)
-            unparsed = _unparsed_arguments(call)
-            if unparsed is not None:
-                raise ToolArgumentsError(
-                    tool.name, [f"the arguments are not a JSON object: {unparsed}"], tool.signature()
-                )
+            problem = _arguments_problem(call)
+            if problem is not None:
+                raise ToolArgumentsError(tool.name, [problem], tool.signature())
             out = await tool.execute(call.arguments)
         except ToolError as exc:
             out = ToolOutput.error(str(exc))
@@ -153,8 +152,9 @@ class Toolbox:
         await self.aclose()
 
 
-def _unparsed_arguments(call: ToolCall) -> str | None:
-    """The raw argument text when it did not parse into an object (and no repair filled ``arguments``), else None.
+def _arguments_problem(call: ToolCall) -> str | None:
+    """What is wrong with the raw argument text when it did not parse into an object (and no repair filled
+    ``arguments``), else None.
 
     Without this a garbled call would surface as "field required", hiding the real problem from the model.
     """
@@ -162,8 +162,11 @@ def _unparsed_arguments(call: ToolCall) -> str | None:
     if raw is None or call.function.arguments or not raw.strip():
         return None
     try:
-        if isinstance(json.loads(raw), dict):
+        if isinstance(bounded_json.loads(raw), dict):
             return None
+    except JsonDepthError as exc:
+        return f"the arguments are not usable: {exc}"
     except ValueError:
         pass
-    return raw if len(raw) <= 200 else raw[:200] + "..."
+    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+    return f"the arguments are not a JSON object: {shown}"
