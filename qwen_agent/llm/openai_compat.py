@@ -221,7 +221,7 @@ class OpenAICompatible(ChatModel):
         """The model ids the server offers (``GET /models``)."""
         response, _ = await self._open("GET", "models", None, stream=False)
         try:
-            data = response.json()
+            data = loads_payload(response.content)
             return [str(m["id"]) for m in data.get("data", [])]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelProtocolError(f"{self._url('models')} did not return an OpenAI model list: "
@@ -235,7 +235,7 @@ class OpenAICompatible(ChatModel):
         forced = None if self.server == "auto" else self.server
         try:
             response, _ = await self._open("GET", "models", None, stream=False, first_attempt=self.max_retries)
-            payload: Any = response.json()
+            payload: Any = loads_payload(response.content)
         except (ModelConnectionError, ModelTimeoutError, ModelServerError):
             return ServerInfo(kind=forced or "generic")
         except (ModelRequestError, ModelProtocolError, ValueError):
@@ -281,7 +281,7 @@ class OpenAICompatible(ChatModel):
                 raise
             return None  # a llama.cpp server without the extras endpoint (the C++ server)
         try:
-            return int(response.json()["count"]) + extra
+            return int(loads_payload(response.content)["count"]) + extra
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelProtocolError(f"{url} answered without a token count: {response.text[:200]!r}") from exc
 
