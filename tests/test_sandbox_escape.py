@@ -505,3 +505,14 @@ with ctx.Pool(2) as pool:
     squares = pool.map(abs, [-1, -2, -3])
 print(json.dumps([box, squares, subprocess.run(["echo", "hi"], capture_output=True, text=True).stdout]))""")
     assert got == [[1], [1, 2, 3], "hi\n"]
+
+
+async def test_mountinfo_shows_no_host_file_of_ours(kernel):
+    """The reported leak: /proc/self/mountinfo showed the host paths behind the sandbox's files. Identity and
+    connection files are now copies; as root the work dir is a tmpfs; only the interpreter's own paths (which
+    ``sys.prefix`` shows anyway) and the random name of the socket dir remain."""
+    info = await value(kernel, "import json; print(json.dumps(open('/proc/self/mountinfo').read()))")
+    private = str(kernel._files.dirs.private)
+    assert f"{private}/passwd" not in info and f"{private}/kernel.json" not in info
+    if kernel.volume.kind == "tmpfs":
+        assert str(kernel.work_dir) not in info

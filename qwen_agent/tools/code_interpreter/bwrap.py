@@ -95,8 +95,21 @@ def python_roots(python: str) -> tuple[str, ...]:
     return tuple(sorted(roots))
 
 
+def data_fd(data: bytes, name: str) -> int:
+    """A readable fd holding ``data`` for bwrap to read (``--ro-bind-data``, ``--seccomp``); inheritable, so the
+    caller passes it in ``pass_fds`` and closes it after the spawn."""
+    fd = os.memfd_create(name, 0)  # no MFD_CLOEXEC: bwrap inherits it
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def mount_plan(
-    *, python: str, extra_ro_binds: list[str], work_dir: Path, run_dir: Path, identity_dir: Path,
+    *, python: str, extra_ro_binds: list[str], work_dir: Path, run_dir: Path, data_files: dict[str, int],
     tmp_bytes: int, shm_bytes: int,
 ) -> list[str]:
     """bwrap arguments that build the sandbox's file system (see the module docstring)."""
@@ -112,9 +125,8 @@ def mount_plan(
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts"):
         if os.path.exists(etc):
             argv += ["--ro-bind", etc, etc]
-    argv += ["--ro-bind", str(identity_dir / "passwd"), "/etc/passwd",
-             "--ro-bind", str(identity_dir / "group"), "/etc/group",
-             "--ro-bind", str(identity_dir / "kernel.json"), SANDBOX_CONNECTION_FILE]
+    for dest, fd in data_files.items():  # copies, not binds: no host path of ours shows in the sandbox's mountinfo
+        argv += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
     argv += [
         "--proc", "/proc",
         "--dev", "/dev",

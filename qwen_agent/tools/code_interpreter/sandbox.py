@@ -36,9 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qwen_agent.tools.code_interpreter.bwrap import (
     FIX_HINT,
+    SANDBOX_CONNECTION_FILE,
     SANDBOX_HOME,
     SANDBOX_WORK_DIR,
     check_bwrap,
+    data_fd,
     find_bwrap,
     find_setpriv,
     mount_plan,
@@ -233,9 +235,11 @@ def spawn(
         payload = [find_setpriv(), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                    "--bounding-set=-all", "--no-new-privs", "--", *payload]
     seccomp = filter_fd() if config.seccomp else -1
+    data_files = {dest: data_fd((dirs.private / name).read_bytes(), name) for dest, name in
+                  (("/etc/passwd", "passwd"), ("/etc/group", "group"), (SANDBOX_CONNECTION_FILE, "kernel.json"))}
     info_r, info_w = os.pipe()
     block_r, block_w = os.pipe()
-    child_fds = [info_w, block_r] + ([seccomp] if seccomp >= 0 else [])
+    child_fds = [info_w, block_r, *data_files.values()] + ([seccomp] if seccomp >= 0 else [])
     argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
             "--info-fd", str(info_w)]
     if as_root:  # we write the id maps while bwrap waits (see module docstring); it keeps only what setpriv needs
@@ -248,7 +252,7 @@ def spawn(
         argv += ["--seccomp", str(seccomp)]
     argv += mount_plan(
         python=config.python, extra_ro_binds=config.extra_ro_binds, work_dir=work_dir, run_dir=dirs.sockets,
-        identity_dir=dirs.private, tmp_bytes=config.limits.tmp_bytes, shm_bytes=config.limits.shm_bytes,
+        data_files=data_files, tmp_bytes=config.limits.tmp_bytes, shm_bytes=config.limits.shm_bytes,
     )
     for key, value in sandbox_env(config.python).items():
         argv += ["--setenv", key, value]

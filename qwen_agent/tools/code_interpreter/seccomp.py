@@ -17,6 +17,7 @@ import errno
 import functools
 import os
 
+from qwen_agent.tools.code_interpreter.bwrap import data_fd
 from qwen_agent.tools.errors import SandboxError
 
 # Refused outright. Grouped by what they would give an attacker.
@@ -98,13 +99,5 @@ def _bits(mask: int) -> list[int]:
 
 
 def filter_fd() -> int:
-    """A fresh readable fd holding the compiled program (a memfd; the caller passes it to bwrap and closes it)."""
-    program = compile_filter()
-    fd = os.memfd_create("qwen-agent-seccomp", 0)  # without MFD_CLOEXEC: bwrap inherits it
-    try:
-        os.write(fd, program)
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    """A fresh readable fd holding the compiled program (the caller passes it to bwrap and closes it)."""
+    return data_fd(compile_filter(), "qwen-agent-seccomp")
