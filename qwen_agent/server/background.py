@@ -26,7 +26,7 @@ def check_exposure(config: ServeConfig) -> None:
         raise ConfigError(
             f"refusing to listen on {s.host}: that address is reachable from other machines, and without an API "
             "key anyone who reaches it could run code in this server's sandboxes and read its documents. Give "
-            "--api-key (or api_keys in [server], or $QWEN_AGENT_SERVE_API_KEY), or listen on 127.0.0.1.")
+            "--api-key (or api_keys in the server table of the config, or $QWEN_AGENT_SERVE_API_KEY), or listen on 127.0.0.1.")
 
 
 def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
