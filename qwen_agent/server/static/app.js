@@ -235,16 +235,17 @@
     busy(true);
     let view = $("messages").lastElementChild;
     let pending = false;
+    const draw = () => {
+      pending = false;
+      const fresh = turnView(turn);
+      view.replaceWith(fresh);
+      view = fresh;
+      $("messages").scrollTop = $("messages").scrollHeight;
+    };
     const redraw = () => {
       if (pending) return;
       pending = true;
-      requestAnimationFrame(() => {
-        pending = false;
-        const fresh = turnView(turn);
-        view.replaceWith(fresh);
-        view = fresh;
-        $("messages").scrollTop = $("messages").scrollHeight;
-      });
+      requestAnimationFrame(() => { if (pending) draw(); });
     };
     try {
       const r = await fetch("/v1/chat/completions", {
@@ -281,8 +282,8 @@
         turn.error = "Error: " + e.message;
         setStatus("");
       }
-      redraw();
     } finally {
+      draw();  // the final state now, not at the next animation frame
       state.controller = null;
       busy(false);
       save();

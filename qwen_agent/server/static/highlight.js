@@ -23,16 +23,16 @@
     const frag = document.createDocumentFragment();
     let last = 0;
     let m;
-    TOKEN.lastIndex = 0;
+    const pattern = new RegExp(TOKEN.source, "gi");
     const span = (cls, text) => {
       const s = document.createElement("span");
       s.className = cls;
       s.textContent = text;
       frag.appendChild(s);
     };
-    while ((m = TOKEN.exec(code)) !== null) {
+    while ((m = pattern.exec(code)) !== null) {
       if (m.index > last) frag.appendChild(document.createTextNode(code.slice(last, m.index)));
-      last = TOKEN.lastIndex;
+      last = pattern.lastIndex;
       if (m[1]) {
         const isComment = (m[1][0] === "#" && key !== "js") || (m[1].startsWith("//") && key === "js") ||
           (m[1].startsWith("--") && key === "sql");

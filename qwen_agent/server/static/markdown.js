@@ -27,15 +27,15 @@
   }
 
   // Inline: `code`, **bold**, *italic* / _italic_, ![alt](src), [text](href), bare http(s) URLs.
-  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^*]+)\*\*|(?<![\w*])\*([^*\s][^*]*?)\*(?!\w)|(?<!\w)_([^_\s][^_]*?)_(?!\w)|!\[([^\]]*)\]\(([^)\s]+)\)|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^*]+)\*\*|(?<![\w*])\*([^*\s][^*]*?)\*(?!\w)|(?<!\w)_([^_\s][^_]*?)_(?!\w)|!\[([^\]]*)\]\(([^()\s]+(?:\([^()\s]*\))?)\)|\[([^\]]+)\]\(([^()\s]+(?:\([^()\s]*\)[^()\s]*)?)\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
 
   function inline(text, parent) {
+    const pattern = new RegExp(INLINE.source, "g");  // its own lastIndex: inline() recurses into bold/links
     let last = 0;
-    INLINE.lastIndex = 0;
     let m;
-    while ((m = INLINE.exec(text)) !== null) {
+    while ((m = pattern.exec(text)) !== null) {
       if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
-      last = INLINE.lastIndex;
+      last = pattern.lastIndex;
       if (m[1]) {
         const code = document.createElement("code");
         code.textContent = m[2];
