@@ -85,7 +85,8 @@ class RunResponse:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     disconnected.set()
-                    producer.cancel()
+                    if not producer.done():
+                        producer.cancel()
                     queue.put_nowait(_DONE)
                     return
 
@@ -98,11 +99,13 @@ class RunResponse:
                 failed = await self._send_json(queue, send, disconnected)
         except OSError:  # the client went away while we wrote
             disconnected.set()
-            producer.cancel()
+            if not producer.cancelling():
+                producer.cancel()
         finally:
             watcher.cancel()
-            if not producer.done():
-                producer.cancel()
+            if not producer.done() and not producer.cancelling():
+                producer.cancel()  # once: a second cancel would interrupt the run's own clean-up (closing the
+                # backend stream, which is what stops the generation there)
             try:
                 await producer
             except asyncio.CancelledError:

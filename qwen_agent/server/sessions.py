@@ -31,9 +31,9 @@ _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()+-]{0,127}$")
 
 
 def safe_filename(name: str) -> str:
-    """An uploaded file's name as it will be stored: a plain base name, or 400."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if not _FILENAME.match(base) or base in (".", ".."):
+    """An uploaded file's name, which must be a plain base name (no directories, no leading dot), or 400."""
+    base = name.strip()
+    if not _FILENAME.match(base):
         raise APIError.bad_request("filename: use a plain file name of letters, digits, spaces and ._()+- "
                                    "(at most 128 characters, not starting with a dot)", "filename")
     return base
