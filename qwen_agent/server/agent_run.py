@@ -29,12 +29,16 @@ from qwen_agent.server.sessions import Session
 __all__ = ["agent_chunks"]
 
 _ARGS_SHOWN = 300
-_RESULT_SHOWN = 500
+_RESULT_SHOWN = 2000
 
 
 def _one_line(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _reasoning(text: str) -> dict[str, Any]:
@@ -68,7 +72,7 @@ async def agent_chunks(runtime: ProfileRuntime, agent: Agent, messages: list[Mes
             line = f"← {event.call.name} {status} in {event.elapsed_s:.2f} s: {_one_line(out.text, 200)}\n"
             yield completion.chunk(_reasoning(line), event={
                 "type": "tool_result", "step": event.step, "call_id": event.call.id, "tool": event.call.name,
-                "arguments": event.call.arguments, "result": _one_line(out.text, _RESULT_SHOWN),
+                "arguments": event.call.arguments, "result": _clip(out.text, _RESULT_SHOWN),
                 "is_error": out.is_error, "elapsed_s": round(event.elapsed_s, 4),
                 "figures": [f["url"] for f in figures], "files": figures})
             images = "".join(f"\n\n![{f['name']}]({f['url']})\n\n" for f in figures if f["image"])
