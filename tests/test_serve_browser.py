@@ -30,8 +30,11 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One browser for all the page tests (they are all in this module). Module-scoped rather than
+    session-scoped: Playwright's sync API keeps an event loop running on the main thread while it is open, which
+    would break the pytest-asyncio tests of later modules."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:  # launch() gives the browser a fresh temporary --user-data-dir of its own
