@@ -237,3 +237,14 @@ def test_langchain_bind_tools_round_trip(server: BackgroundServer) -> None:
     for c in chunks[1:]:
         merged = merged + c
     assert merged.tool_calls[0]["name"] == "get_weather" and merged.tool_calls[0]["args"] == {"city": "Madrid"}
+
+
+def test_a_repeated_client_call_is_turned_into_an_answer(client: openai.OpenAI, backend: ScriptedServer) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    messages = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "content": None,
+                                                                   "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "-3 and snowing"}]
+    backend.script(call_reply("get_weather", {"city": "Oslo"}), ScriptedReply.text("It is -3 and snowing in Oslo."))
+    reply = client.chat.completions.create(model="assistant", messages=messages, tools=[WEATHER])
+    assert reply.choices[0].finish_reason == "stop" and "snowing" in reply.choices[0].message.content
+    assert len(backend.chat_requests) == 2

@@ -19,7 +19,7 @@ from qwen_agent.messages import Message
 from qwen_agent.server.citations import CitingAssistant, SourceIndex
 from qwen_agent.server.config import Profile, ServeConfig
 from qwen_agent.server.errors import APIError
-from qwen_agent.server.sessions import Session, SessionManager
+from qwen_agent.server.sessions import Session
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class Profiles:
     def __init__(self, config: ServeConfig, model_factory: ModelFactory | None = None) -> None:
         self.config = config
         self._factory = model_factory or self._load_model
+        self._owns_models = model_factory is None  # models handed in by a factory belong to the caller
         self._models: dict[str, ChatModel] = {}
         self._runtimes: dict[str, ProfileRuntime] = {}
         self._knowledge: list[Any] = []
@@ -143,8 +144,8 @@ class Profiles:
     def runtimes(self) -> list[ProfileRuntime]:
         return list(self._runtimes.values())
 
-    async def aclose(self, sessions: SessionManager | None = None) -> None:
-        for model in self._models.values():
+    async def aclose(self) -> None:
+        for model in self._models.values() if self._owns_models else []:
             try:
                 await model.aclose()
             except Exception as exc:  # noqa: BLE001 - keep closing the rest

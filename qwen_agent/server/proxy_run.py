@@ -5,6 +5,7 @@ returned as OpenAI ``tool_calls`` with ``finish_reason: "tool_calls"``; the clie
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -56,6 +57,13 @@ async def proxy_chunks(runtime: ProfileRuntime, req: ChatRequest, messages: list
                 if delta.reasoning:
                     yield completion.chunk({"reasoning_content": delta.reasoning, "reasoning": delta.reasoning})
         assert response is not None
+        if not must_call and response.tool_calls and _repeats(response, messages):
+            # Small models call again the function whose result the client just sent: the client has that
+            # result, so ask for the answer instead (the agent loop's answer_on_repeat, for client tools).
+            response = await runtime.model.achat(messages, tools, params=merged, function_calling=fc,
+                                                 tool_choice="none")
+            if response.text:
+                yield completion.chunk({"content": response.text})
         if must_call and not response.tool_calls:
             # Asked once more, plainly: small models sometimes answer in words when a call is required.
             note = _templates.get_template("call_required.j2").render().strip()
@@ -78,3 +86,13 @@ async def proxy_chunks(runtime: ProfileRuntime, req: ChatRequest, messages: list
         from qwen_agent.llm.types import Usage
 
         yield completion.usage_chunk(Usage())
+
+
+def _key(name: str, arguments: dict[str, Any]) -> str:
+    return name + json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _repeats(response: ChatResponse, messages: list[Message]) -> bool:
+    """Every call of the reply was already made (same function, same arguments) earlier in the conversation."""
+    made = {_key(c.name, c.arguments) for m in messages if m.role == "assistant" for c in m.tool_calls or []}
+    return bool(made) and all(_key(c.name, c.arguments) in made for c in response.tool_calls)
