@@ -34,11 +34,26 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.C
                           timeout_graceful_shutdown=5, proxy_headers=False, server_header=False)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket whose accepted connections have TCP_NODELAY: uvicorn writes headers and body apart, and
+    without it each small response waits ~40 ms for the client's delayed ACK (measured: 44 ms vs 1 ms)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host.strip("[]"), port))
+    return sock
+
+
 def serve(config: ServeConfig, *, log_level: str = "info", model_factory: ModelFactory | None = None) -> None:
     """Serve in the foreground until interrupted; sessions and kernels are closed on the way out."""
     check_exposure(config)
     app = create_app(config, model_factory=model_factory)
-    uvicorn.Server(_uvicorn_config(app, config.server.host, config.server.port, log_level)).run()
+    sock = listen(config.server.host, config.server.port)
+    server = uvicorn.Server(_uvicorn_config(app, config.server.host, config.server.port, log_level))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 class BackgroundServer:
@@ -73,9 +88,7 @@ class BackgroundServer:
         return f"{self.url}/v1"
 
     def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = listen(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._server = uvicorn.Server(_uvicorn_config(self.app, self.host, self.port, self._log_level))
