@@ -6,10 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
-TEST_EXTRAS ?= local,server,code,rag,mcp,transformers,dev
+TEST_EXTRAS ?= local,server,code,rag,mcp,transformers,serve,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-vllm test-sandbox-nonroot vllm-env venv install-demo install-test model bench clean
+.PHONY: demo test test-vllm test-sandbox-nonroot vllm-env browser venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ demo: install-demo model
 
 # Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
-test: install-test vllm-env
+test: install-test vllm-env browser
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
 	.ci/sandbox-nonroot
 
@@ -47,6 +47,13 @@ test-sandbox-nonroot:
 # Only the tests against the real vLLM server (the conformance suite's vLLM backend and the server's own tests).
 test-vllm: install-test vllm-env
 	$(BIN)/python -m pytest -rs -m vllm $(PYTEST_ARGS)
+
+# Debian's chromium and its driver for the chat page's browser tests (Playwright drives it through
+# executable_path; `playwright install` is never run). Idempotent: apt only runs when the browser is missing.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "chromium is missing: install Debian's chromium and chromium-driver (as root: make browser)"; fi
 
 vllm-env: install-test
 	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b

@@ -88,7 +88,8 @@ class Agent:
                         response = delta.response
             except ModelError as exc:
                 log.warning("model failed at step %d: %s", step, exc)
-                yield FinalAnswer(result=self._result(transcript, step, "model_error", usage, error=str(exc)))
+                yield FinalAnswer(result=self._result(transcript, step, "model_error", usage, error=str(exc),
+                                                     error_type=type(exc).__name__))
                 return
             assert response is not None, "ChatModel.astream must end with a response"
             _add_usage(usage, response)
@@ -192,12 +193,13 @@ class Agent:
 
     @staticmethod
     def _result(
-        transcript: list[Message], steps: int, reason: StopReason, usage: Usage, error: str | None = None
+        transcript: list[Message], steps: int, reason: StopReason, usage: Usage, error: str | None = None,
+        error_type: str | None = None,
     ) -> AgentResult:
         last = transcript[-1] if transcript else None
         answer = last.text if last is not None and last.role == "assistant" else ""
         return AgentResult(answer=answer, messages=transcript, steps=steps, stop_reason=reason, usage=usage,
-                           error=error)
+                           error=error, error_type=error_type)
 
 
 def _call_key(call: ToolCall) -> str:

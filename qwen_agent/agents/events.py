@@ -74,6 +74,9 @@ class AgentResult(BaseModel):
     stop_reason: StopReason
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
+    #: Class name of the model error that ended the run (``ModelTimeoutError`` ...), so callers such as the server
+    #: can tell a timeout from a refused connection without parsing ``error``.
+    error_type: str | None = None
 
     @property
     def tool_calls(self) -> list[ToolCall]:
