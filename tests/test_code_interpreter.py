@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -247,3 +248,18 @@ async def test_sandbox_none_runs_unsandboxed_and_warns(caplog, tmp_path):
         assert out.text == str(os.getuid())
     finally:
         await t.close()
+
+
+async def test_a_cancelled_execution_is_stopped_before_the_next_one(tool):
+    """A caller that gives up (a client disconnects) must not leave its code running for the next caller, nor
+    make ipykernel answer the next request "aborted"."""
+    kernel = tool.kernel
+    task = asyncio.create_task(kernel.execute("import time\nfor i in range(600):\n    time.sleep(0.05)\n"
+                                              "print('never')", timeout=60))
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after = await kernel.execute("print('next')", timeout=20)
+    assert after.status == "ok" and after.stdout == "next\n", (after.status, after.notice, after.outputs)
+    assert not after.restarted  # the interrupt stopped it; the kernel state was kept

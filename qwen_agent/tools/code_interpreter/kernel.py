@@ -97,6 +97,7 @@ class Kernel:
         self._channel: Channel | None = None
         self._lock: asyncio.Lock | None = None
         self._quota_reason: str | None = None
+        self._unsettled: str | None = None  # msg_id of an execution whose caller was cancelled
         self._volume_finalizer: weakref.finalize | None = None
         self.restarts = 0
 
@@ -199,6 +200,7 @@ class Kernel:
             self._channel = None
 
     def _kill(self) -> None:
+        self._unsettled = None
         self.volume.stop_watch()
         self._close_channel()
         if self._finalizer is not None:
@@ -242,7 +244,7 @@ class Kernel:
         await self.ensure_connected()
         assert self._lock is not None
         async with self._lock:
-            notice = None
+            notice = await self._settle()
             if not self.is_alive():
                 code_ = self._exit_description()
                 quota = self._quota_reason
@@ -255,8 +257,25 @@ class Kernel:
             result = await self._execute(code, timeout)
             if notice:
                 result.notice = f"{notice} {result.notice or ''}".strip()
-                result.restarted = True
+                result.restarted = result.restarted or "restarted" in notice
             return result
+
+    async def _settle(self) -> str | None:
+        """Finish what a cancelled execution left behind before running anything else.
+
+        A caller that gives up (a client disconnects, a run is cancelled) leaves its code running in the kernel;
+        it was interrupted when the caller went, and here we wait for it to end, so the next code is neither
+        queued behind it nor answered "aborted" by ipykernel. Code that ignores the interrupt costs a restart.
+        """
+        msg_id, self._unsettled = self._unsettled, None
+        if msg_id is None or self._channel is None or not self.is_alive():
+            return None
+        if await self._channel.await_idle(msg_id, INTERRUPT_GRACE_S):
+            await self._channel.drain_shell()
+            return None
+        await self.restart()
+        return (f"The previous code was abandoned while running and did not stop when interrupted, so the kernel "
+                f"was restarted. {STATE_LOST}")
 
     async def _execute(self, code: str, timeout: float | None, silent: bool = False) -> ExecutionResult:
         assert self._channel is not None
@@ -265,7 +284,12 @@ class Kernel:
         collector = OutputCollector(rich_bytes=limits.output_bytes, image_bytes=limits.image_bytes)
         msg_id = self._channel.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         deadline = None if timeout is None else t0 + timeout
-        status = await self._collect(msg_id, collector, deadline)
+        try:
+            status = await self._collect(msg_id, collector, deadline)
+        except asyncio.CancelledError:  # the caller gave up: stop the code now, settle before the next execution
+            self._unsettled = msg_id
+            self._send_interrupt()
+            raise
         notice = None
         restarted = False
         if status == "quota":  # the watchdog already stopped the kernel
@@ -343,6 +367,9 @@ class Kernel:
 
     async def interrupt(self) -> None:
         """Ask the kernel to raise KeyboardInterrupt in the running code (``interrupt_request`` on control)."""
+        self._send_interrupt()
+
+    def _send_interrupt(self) -> None:
         if self._channel is None:
             return
         client = self._channel.client
