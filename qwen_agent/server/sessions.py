@@ -100,16 +100,13 @@ class Session:
                 await asyncio.to_thread(interp.add_files, [self.uploads_dir / name])
 
     async def interrupt(self) -> None:
-        """Stop code the kernel may still be running for a cancelled run, and let the kernel settle.
-
-        After the KeyboardInterrupt, ipykernel aborts the execute requests already queued behind it (their replies
-        say "aborted" and carry no output), so one empty execution absorbs that before the session's next code.
-        """
+        """Stop code the kernel may still be running for a cancelled run. (The kernel also interrupts a cancelled
+        execution itself and lets it settle before the session's next code runs; this covers code started by a
+        run that was cancelled between two tool calls.)"""
         interp = self.interpreter
         if interp is not None and interp.kernel is not None:
             try:
                 await interp.kernel.interrupt()
-                await interp.kernel.execute("pass", timeout=10.0)
             except Exception as exc:  # noqa: BLE001 - best effort; the next execution restarts a stuck kernel
                 log.debug("interrupting a session kernel failed: %r", exc)
 
