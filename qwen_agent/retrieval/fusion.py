@@ -33,9 +33,9 @@ class FusionConfig(BaseModel):
     method: FusionMethod = "adaptive"
     rrf_k: int = Field(default=RRF_K, ge=1)
     confidence_floor: float = Field(
-        default=1.5, description="A ranker whose top z-score is below this floor is treated as unsure (weight 0)."
+        default=0.5, description="A ranker whose top z-score is below this floor is treated as unsure (weight 0)."
     )
-    rank_weight: float = Field(default=0.3, ge=0, description="Weight of the reciprocal-rank agreement term.")
+    rank_weight: float = Field(default=1.0, ge=0, description="Weight of the reciprocal-rank agreement term.")
     vector_weight_cjk: float | None = Field(
         default=None, ge=0,
         description="Prior on the vector ranker for CJK queries; None: 1 if the embedder knows CJK (or is unknown), else 0.",
