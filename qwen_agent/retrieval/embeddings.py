@@ -173,6 +173,8 @@ class SentenceTransformerEmbedder:
     def _load_runner(self) -> Any:
         with self._lock:
             if self._runner is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the one-time export loads the weights via transformers
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 try:
                     from qwen_agent.retrieval.onnx_embedder import OnnxRunner, exported_model, max_length
                 except ImportError as exc:  # pragma: no cover - onnxruntime is part of the rag extra
