@@ -90,9 +90,15 @@ def e5_model_dir(cache: Path | None = None) -> Path:
         try:
             convert(source, tmp)
             (tmp / "COMPLETE").write_text(json.dumps({"source_sha256": sha}))
-            if root.exists():
+            if (root / "COMPLETE").is_file():  # another process finished first: keep its folder
+                return root
+            if root.exists():  # a leftover of an interrupted run
                 shutil.rmtree(root)
-            os.replace(tmp, root)
+            try:
+                os.replace(tmp, root)
+            except OSError:
+                if not (root / "COMPLETE").is_file():
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("converted %s into %s", source, root)
