@@ -1,14 +1,17 @@
-"""Retrieval benchmark: indexing chunks/s vs raw sentence-transformers, query latency at 10k/100k, recall@5.
+"""Retrieval benchmark: recall@5/MRR@5 per mode x language x embedder, indexing chunks/s vs raw encode, latency.
 
-Run: .venv/bin/python benchmarks/bench_retrieval.py [--index-chunks 400] [--sizes 10000 100000] [--queries 200]
+Run: .venv/bin/python benchmarks/bench_retrieval.py [--embedders MODEL:BACKEND ...] [--skip latency] [--sizes N ...]
 
-- Indexing: ~200-token passages (sentences of our own corpus, reshuffled) written as Markdown files and indexed
-  by KnowledgeBase.build; the same passages are encoded by SentenceTransformer.encode directly in the same run,
-  so the ratio shows our overhead above the model's own ceiling on this machine.
+- Recall, our sets: tests/fixtures/retrieval_sets.py generates an English and a Chinese set (~3,100 passages, 120
+  dev + 120 test questions each; questions paraphrase the answering passage). Modes: vector, bm25, hybrid with
+  reciprocal-rank fusion (the old default) and with adaptive fusion (the new default; tuned on dev, so read test).
+- Recall, corpus63: the 63 labelled questions of tests/fixtures/retrieval_corpus.json.
+- Indexing: ~200-token passages (English corpus sentences; Chinese set sentences) written as Markdown files and
+  indexed by KnowledgeBase.build with each model:backend; the same passages are encoded by the same model's
+  SentenceTransformer.encode (torch) in the same run, so the ratio is our speed-up over the model's own ceiling.
 - Latency: stores of N synthetic chunks whose vectors are random unit vectors (embedding 100k real chunks takes
   too long here); FAISS index chosen automatically (flat <= 20k, HNSW above); every query IS embedded for real
-  with all-MiniLM-L6-v2, and the figure is the whole KnowledgeBase.search call (embedding + FAISS + SQLite).
-- Recall: the 63 labelled questions of tests/fixtures/retrieval_corpus.json over the documents generated from it.
+  with the default embedder, and the figure is the whole KnowledgeBase.search call (embedding + FAISS + SQLite).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(ROOT))
 
-import retrieval_docgen as docgen  # noqa: E402
+import retrieval_docgen as docgen
+import retrieval_sets
 
-from qwen_agent.retrieval import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
-from qwen_agent.retrieval.bm25 import tokenize  # noqa: E402
-from qwen_agent.retrieval.models import Chunk, Section  # noqa: E402
+from qwen_agent.retrieval import FusionConfig, KnowledgeBase, SentenceTransformerEmbedder
+from qwen_agent.retrieval.bm25 import tokenize
+from qwen_agent.retrieval.embeddings import E5_MODEL, MINILM_MODEL
+from qwen_agent.retrieval.models import Chunk, Section
 
 
 def corpus_sentences() -> list[str]:
@@ -56,30 +61,65 @@ def passages(n: int, tokens: int, counter, seed: int = 0) -> list[str]:
     return out
 
 
-def bench_indexing(embedder: SentenceTransformerEmbedder, n: int) -> None:
-    counter = embedder.token_counter()
-    texts = passages(n, 200, counter)
-    model = embedder._load()
-    model.encode(texts[:16], batch_size=32)  # warm-up
-    t0 = time.perf_counter()
-    model.encode(texts, batch_size=32, normalize_embeddings=True)
-    raw = n / (time.perf_counter() - t0)
-    with tempfile.TemporaryDirectory() as tmp:
-        docs = Path(tmp) / "docs"
-        docs.mkdir()
-        per_file = 20
-        for i in range(0, n, per_file):
-            body = "\n\n".join(f"## Part {j}\n\n{t}" for j, t in enumerate(texts[i : i + per_file]))
-            (docs / f"doc{i // per_file:04d}.md").write_text(f"# Document {i}\n\n{body}\n")
-        t0 = time.perf_counter()
-        kb = KnowledgeBase.build(docs, Path(tmp) / "kb", embedder=embedder)
-        elapsed = time.perf_counter() - t0
-        chunks = kb.last_report.total_chunks if kb.last_report else 0
-        kb.close()
-    mean_tokens = statistics.mean(counter(t) for t in texts)
-    print(f"indexing: {chunks} chunks (~{mean_tokens:.0f} tokens) in {elapsed:.1f} s = {chunks / elapsed:.1f} chunks/s")
-    print(f"  raw SentenceTransformer.encode, same passages, same run: {raw:.1f} passages/s")
-    print(f"  ratio (ours / raw encode) = {chunks / elapsed / raw:.2f}  (target >= 300 chunks/s)")
+def zh_sentences() -> list[str]:
+    data = retrieval_sets.build("zh", towns=300, fillers=0, questions=2)
+    return [s + "。" for p in data.passages for s in p.text.split("。") if s]
+
+
+def passages_from(pool: list[str], n: int, tokens: int, counter, seed: int = 0, sep: str = " ") -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        text, used = [], 0
+        while used < tokens - 15:
+            s = rng.choice(pool)
+            text.append(s)
+            used += counter(s)
+        out.append(sep.join(text))
+    return out
+
+
+def bench_indexing(specs: list[tuple[str, str]], n: int) -> None:
+    """KnowledgeBase.build chunks/s per model x backend vs raw SentenceTransformer.encode of the same model, same run."""
+    print("| lang | model | backend | tokens/chunk | KB.build chunks/s | tokens/s | x raw encode of same model |")
+    print("|---|---|---|---|---|---|---|")
+    raw_rates: dict[tuple[str, str], float] = {}
+    for lang in ("en", "zh"):
+        for model in dict.fromkeys(m for m, _ in specs):
+            ref = SentenceTransformerEmbedder(model, backend="torch", threads=2)
+            counter = ref.token_counter()
+            pool = corpus_sentences() if lang == "en" else zh_sentences()
+            texts = passages_from(pool, n, 200, counter, sep=" " if lang == "en" else "")
+            st = ref._load()
+            prefixed = [ref._document_prefix + t for t in texts]
+            st.encode(prefixed[:16], batch_size=32)  # warm-up
+            t0 = time.perf_counter()
+            st.encode(prefixed, batch_size=32, normalize_embeddings=True)
+            raw = n / (time.perf_counter() - t0)
+            raw_rates[(lang, model)] = raw
+            mean_tokens = statistics.mean(counter(t) for t in texts)
+            print(f"| {lang} | {model} | raw SentenceTransformer.encode | {mean_tokens:.0f} | {raw:.1f} | "
+                  f"{raw * mean_tokens:.0f} | 1.00 |")
+            for m, backend in specs:
+                if m != model:
+                    continue
+                embedder = ref if backend == "torch" else SentenceTransformerEmbedder(model, backend=backend, threads=2)
+                embedder.embed_documents(texts[:16])  # warm-up (and the one-time ONNX export, not timed)
+                with tempfile.TemporaryDirectory() as tmp:
+                    docs = Path(tmp) / "docs"
+                    docs.mkdir()
+                    per_file = 20
+                    for i in range(0, n, per_file):
+                        body = "\n\n".join(f"## Part {j}\n\n{t}" for j, t in enumerate(texts[i : i + per_file]))
+                        (docs / f"doc{i // per_file:04d}.md").write_text(f"# Document {i}\n\n{body}\n")
+                    t0 = time.perf_counter()
+                    kb = KnowledgeBase.build(docs, Path(tmp) / "kb", embedder=embedder)
+                    elapsed = time.perf_counter() - t0
+                    chunks = kb.last_report.total_chunks if kb.last_report else 0
+                    kb.close()
+                rate = chunks / elapsed
+                print(f"| {lang} | {model} | KB.build {backend} | {mean_tokens:.0f} | {rate:.1f} | "
+                      f"{rate * mean_tokens:.0f} | {rate / raw:.2f} |")
 
 
 def synthetic_store(path: Path, n: int, embedder: SentenceTransformerEmbedder) -> KnowledgeBase:
@@ -142,25 +182,58 @@ def bench_latency(embedder: SentenceTransformerEmbedder, sizes: list[int], queri
             kb.close()
 
 
-def bench_recall(embedder: SentenceTransformerEmbedder) -> None:
+def _score(kb: KnowledgeBase, questions, mode: str, fusion: FusionConfig, vecs, gold) -> tuple[float, float]:
+    kb.config.fusion = fusion
+    r5 = mrr = 0.0
+    for q, v in zip(questions, vecs, strict=True):
+        hits = kb.search(q.q if hasattr(q, "q") else q["q"], k=5, mode=mode, query_vector=v)
+        ranks = [i for i, h in enumerate(hits) if gold(q, h)]
+        r5 += bool(ranks)
+        mrr += 1 / (ranks[0] + 1) if ranks else 0
+    return r5 / len(questions), mrr / len(questions)
+
+
+MODES = [("vector", "rrf"), ("bm25", "rrf"), ("hybrid", "rrf"), ("hybrid", "adaptive")]
+
+
+def _label(mode: str, fusion: str) -> str:
+    return f"hybrid-{fusion}" if mode == "hybrid" else mode
+
+
+def bench_recall(embedder: SentenceTransformerEmbedder, name: str) -> None:
+    """The 63 labelled questions of tests/fixtures/retrieval_corpus.json (mostly English, a few Chinese)."""
     data = docgen.load_corpus()
     with tempfile.TemporaryDirectory() as tmp:
         docgen.write_corpus(Path(tmp) / "docs")
         kb = KnowledgeBase.build(Path(tmp) / "docs", Path(tmp) / "kb", embedder=embedder)
         qs = data["questions"]
-        vecs = embedder.embed_documents([q["q"] for q in qs])
-        for mode in ("vector", "bm25", "hybrid"):
-            r1 = r5 = 0
-            mrr = 0.0
-            for q, v in zip(qs, vecs, strict=True):
-                hits = kb.search(q["q"], k=5, mode=mode, query_vector=v)
-                ranks = [i for i, h in enumerate(hits) if h.source == q["source"] and q["needle"] in h.text]
-                r1 += bool(ranks and ranks[0] == 0)
-                r5 += bool(ranks)
-                mrr += 1 / (ranks[0] + 1) if ranks else 0
-            n = len(qs)
-            print(f"recall mode={mode:<6}: recall@1 {r1 / n:.3f}  recall@5 {r5 / n:.3f}  MRR@5 {mrr / n:.3f}  ({n} q)")
+        vecs = [embedder.embed_query(q["q"]) for q in qs]
+        gold = lambda q, h: h.source == q["source"] and q["needle"] in h.text
+        for mode, fusion in MODES:
+            r5, mrr = _score(kb, qs, mode, FusionConfig(method=fusion), vecs, gold)
+            print(f"| corpus63 | {name} | {_label(mode, fusion)} | {r5:.3f} | {mrr:.3f} |")
         kb.close()
+
+
+def bench_sets(embedder: SentenceTransformerEmbedder, name: str, splits: list[str]) -> None:
+    """Our generated English and Chinese sets (tests/fixtures/retrieval_sets.py): ~3,100 passages each."""
+    for lang in ("en", "zh"):
+        data = retrieval_sets.build(lang)
+        with tempfile.TemporaryDirectory() as tmp:
+            data.write(Path(tmp) / "docs")
+            t0 = time.perf_counter()
+            kb = KnowledgeBase.build(Path(tmp) / "docs", Path(tmp) / "kb", embedder=embedder)
+            built = time.perf_counter() - t0
+            chunks = kb.last_report.total_chunks if kb.last_report else 0
+            print(f"  ({lang}: {chunks} chunks indexed in {built:.0f} s = {chunks / built:.0f} chunks/s)")
+            gold = lambda q, h: Path(h.source).stem == q.pid
+            for split in splits:
+                qs = data.questions[split]
+                vecs = [embedder.embed_query(q.q) for q in qs]
+                for mode, fusion in MODES:
+                    r5, mrr = _score(kb, qs, mode, FusionConfig(method=fusion), vecs, gold)
+                    print(f"| {lang}-{split} | {name} | {_label(mode, fusion)} | {r5:.3f} | {mrr:.3f} |")
+            kb.close()
 
 
 def main() -> None:
@@ -168,11 +241,26 @@ def main() -> None:
     parser.add_argument("--index-chunks", type=int, default=400)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--embedders", nargs="*", default=[f"{m}:{b}" for m in (MINILM_MODEL, E5_MODEL)
+                                                             for b in ("torch", "onnx-int8")],
+                        help="model:backend pairs to compare (backend: torch, onnx, onnx-int8)")
+    parser.add_argument("--splits", nargs="*", default=["dev", "test"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["recall", "sets", "indexing", "latency"])
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder(threads=2)
-    bench_recall(embedder)
-    bench_indexing(embedder, args.index_chunks)
-    bench_latency(embedder, args.sizes, args.queries)
+    specs = [tuple(e.split(":", 1)) for e in args.embedders]
+    if "recall" not in args.skip or "sets" not in args.skip:
+        print("| set | model:backend | mode | recall@5 | MRR@5 |")
+        print("|---|---|---|---|---|")
+        for model, backend in specs:
+            embedder = SentenceTransformerEmbedder(model, backend=backend, threads=2)
+            if "recall" not in args.skip:
+                bench_recall(embedder, f"{model}:{backend}")
+            if "sets" not in args.skip:
+                bench_sets(embedder, f"{model}:{backend}", args.splits)
+    if "indexing" not in args.skip:
+        bench_indexing(specs, args.index_chunks)
+    if "latency" not in args.skip and args.sizes:
+        bench_latency(SentenceTransformerEmbedder(threads=2), args.sizes, args.queries)
 
 
 if __name__ == "__main__":

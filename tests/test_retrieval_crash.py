@@ -27,9 +27,10 @@ CHILD = textwrap.dedent(
     import numpy as np
     from qwen_agent.retrieval import KnowledgeBase
     from qwen_agent.retrieval import index as index_mod, store as store_mod
+    from qwen_agent.retrieval.embeddings import DEFAULT_MODEL
 
     class HashEmbedder:
-        model_id = "all-MiniLM-L6-v2"
+        model_id = DEFAULT_MODEL
         dim = 384
         def _vec(self, text):
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")

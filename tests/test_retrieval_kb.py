@@ -1,4 +1,4 @@
-"""KnowledgeBase with the real all-MiniLM-L6-v2 model and real FAISS/BM25: build, reload, incremental, search."""
+"""KnowledgeBase with the real default embedder and real FAISS/BM25: build, reload, incremental, search."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import retrieval_docgen as docgen  # noqa: E402
 
 from qwen_agent.retrieval import KnowledgeBase, KnowledgeBaseConfig, StoreError, format_passages  # noqa: E402
+from qwen_agent.retrieval.embeddings import DEFAULT_MODEL, default_model_path  # noqa: E402
 from qwen_agent.retrieval.search import CrossEncoderReranker  # noqa: E402
 from qwen_agent.tools.retrieval import NOTHING_FOUND, RetrievalTool  # noqa: E402
 
@@ -167,13 +168,13 @@ def test_store_errors_are_clear(tmp_path: Path, kb: KnowledgeBase) -> None:
         model_id = "BAAI/bge-small-en-v1.5"
         dim = 384
 
-    with pytest.raises(StoreError, match="indexed with embedding model 'all-MiniLM-L6-v2'"):
+    with pytest.raises(StoreError, match=f"indexed with embedding model '{DEFAULT_MODEL}'"):
         KnowledgeBase.open(kb.store_path, embedder=OtherModel())  # type: ignore[arg-type]
 
 
 def test_cross_encoder_reranker_reorders(kb: KnowledgeBase) -> None:
     """A real CrossEncoder built from the shipped MiniLM weights (untrained head): the plumbing, not its quality."""
-    reranker = CrossEncoderReranker(docgen.shared_embedder()._path, max_length=128)
+    reranker = CrossEncoderReranker(default_model_path(), max_length=128)
     hits = kb.search("telescope loan deposit", k=5, rerank=False)
     kb.reranker = reranker
     try:

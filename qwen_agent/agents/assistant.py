@@ -31,7 +31,8 @@ class Assistant(Agent):
     its own query.
 
     Two guards for small models: when no passage is at least ``min_relevance`` similar to the question (cosine of
-    the embeddings; on our labelled set every answerable question scored >= 0.28 and most off-topic ones < 0.25)
+    the embeddings; default: the embedder's own ``min_relevance``, 0.25 for MiniLM, 0.775 for e5, whose cosines
+    are compressed into a high band; else 0.25)
     the model is told the documents do not contain the answer (with no tools, the assistant says so itself
     without asking the model, which would guess); and ``cite="auto"`` appends the source marker of
     the passage an answer draws on when the model wrote none (see `citations`).
@@ -44,7 +45,7 @@ class Assistant(Agent):
         *,
         knowledge: KnowledgeBase | str | os.PathLike[str],
         token_budget: int = 1500,
-        min_relevance: float = 0.25,
+        min_relevance: float | None = None,
         cite: Literal["auto", "model"] = "auto",
         search_tool: bool = False,
         system: str | None = None,
@@ -54,7 +55,9 @@ class Assistant(Agent):
 
         self.knowledge = knowledge if isinstance(knowledge, KnowledgeBase) else KnowledgeBase.open(knowledge)
         self.token_budget = token_budget
-        self.min_relevance = min_relevance
+        if min_relevance is None:
+            min_relevance = getattr(self.knowledge.embedder, "min_relevance", None)
+        self.min_relevance = 0.25 if min_relevance is None else min_relevance
         self.cite = cite
         tools = list(tools)
         if search_tool:

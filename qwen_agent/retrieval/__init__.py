@@ -8,9 +8,10 @@ from qwen_agent.retrieval.chunking import ChunkingConfig, chunk_sections, count_
 from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
 from qwen_agent.retrieval.errors import EmbeddingError, LoaderError, RetrievalError, StoreError
 from qwen_agent.retrieval.formatting import format_passages
+from qwen_agent.retrieval.fusion import FusionConfig, adaptive_fusion, reciprocal_rank_fusion
 from qwen_agent.retrieval.knowledge_base import KnowledgeBase, KnowledgeBaseConfig
 from qwen_agent.retrieval.models import Chunk, FileError, Hit, IndexReport, SearchMode, Section, make_citation
-from qwen_agent.retrieval.search import CrossEncoderReranker, Reranker, reciprocal_rank_fusion
+from qwen_agent.retrieval.search import CrossEncoderReranker, Reranker
 
 __all__ = [
     "Chunk",
@@ -19,6 +20,7 @@ __all__ = [
     "Embedder",
     "EmbeddingError",
     "FileError",
+    "FusionConfig",
     "Hit",
     "IndexReport",
     "KnowledgeBase",
@@ -30,6 +32,7 @@ __all__ = [
     "Section",
     "SentenceTransformerEmbedder",
     "StoreError",
+    "adaptive_fusion",
     "chunk_sections",
     "count_tokens",
     "format_passages",

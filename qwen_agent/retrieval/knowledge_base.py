@@ -14,41 +14,30 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from qwen_agent.retrieval.bm25 import BM25Index, tokenize
-from qwen_agent.retrieval.chunking import ChunkingConfig, TokenCounter, chunk_sections, count_tokens
-from qwen_agent.retrieval.discovery import FoundFile, discover, file_sha256
+from qwen_agent.retrieval.bm25 import BM25Index
+from qwen_agent.retrieval.chunking import ChunkingConfig, TokenCounter, count_tokens
+from qwen_agent.retrieval.discovery import FoundFile, discover
 from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
-from qwen_agent.retrieval.errors import LoaderError, StoreError
+from qwen_agent.retrieval.errors import StoreError
+from qwen_agent.retrieval.fusion import FusionConfig, fuse
 from qwen_agent.retrieval.index import VectorIndex, choose_kind
-from qwen_agent.retrieval.loaders import load_document
-from qwen_agent.retrieval.models import Chunk, FileError, Hit, IndexKind, IndexReport, SearchMode, Section
-from qwen_agent.retrieval.search import Reranker, reciprocal_rank_fusion
+from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
+from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
+from qwen_agent.retrieval.search import Reranker
 from qwen_agent.retrieval.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class KnowledgeBaseConfig(BaseModel):
-    """Tuning knobs; the defaults suit all-MiniLM-L6-v2 on a laptop CPU."""
+    """Tuning knobs; the defaults suit multilingual-e5-small / all-MiniLM-L6-v2 on a laptop CPU."""
 
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     index_kind: IndexKind = "auto"
     max_file_bytes: int = Field(default=100 * 1024 * 1024, description="Larger files are skipped with an error.")
     candidates: int = Field(default=50, description="Per-retriever candidate list length for fusion/reranking.")
     rerank_candidates: int = 20
-
-
-class _Prepared(BaseModel):
-    """A document loaded, chunked and tokenised, waiting for its vectors."""
-
-    found_path: str
-    source: str
-    sha256: str
-    size: int
-    sections: list[Section]
-    section_tokens: list[int]
-    chunks: list[Chunk]
-    tokens: list[list[str]]
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
 
 
 class KnowledgeBase:
@@ -155,9 +144,16 @@ class KnowledgeBase:
             if path not in seen and any(Path(path).is_relative_to(root) for root in roots):
                 stale.append(int(record["id"]))
                 report.removed.append(str(record["source"]))
-        prepared: list[_Prepared] = []
-        for file in found:
-            outcome = self._prepare(file, existing.get(str(file.path)), report)
+        prepared: list[Prepared] = []
+
+        def prepare_one(file: FoundFile) -> Prepared | None:
+            return prepare(
+                file, existing.get(str(file.path)), report, chunking=self.config.chunking,
+                max_bytes=self.config.max_file_bytes, counter=self._counter,
+            )
+
+        outcomes, vectors = prepare_and_embed(found, prepare_one, self.embedder, progress=progress)
+        for file, outcome in zip(found, outcomes, strict=True):
             if outcome is not None:
                 prepared.append(outcome)
                 if str(file.path) in existing:
@@ -165,8 +161,6 @@ class KnowledgeBase:
             elif str(file.path) in existing and file.source not in report.unchanged:
                 stale.append(int(existing[str(file.path)]["id"]))  # now unreadable: its old text is not trusted
                 report.removed.append(file.source)
-        texts = [c.index_text() for p in prepared for c in p.chunks]
-        vectors = self.embedder.embed_documents(texts, show_progress=progress) if texts else None
         if stale or prepared:
             self._commit(stale, prepared, vectors, report)
         docs, chunks, _ = self._store.counts()
@@ -178,37 +172,8 @@ class KnowledgeBase:
             log.warning("not indexed: %s", err.message)
         return report
 
-    def _prepare(self, file: FoundFile, record: Any, report: IndexReport) -> _Prepared | None:
-        try:
-            size = file.path.stat().st_size
-            if size > self.config.max_file_bytes:
-                raise LoaderError(str(file.path), f"is {size} bytes, over the {self.config.max_file_bytes} limit", "too_large")
-            sha = file_sha256(file.path)
-            if record is not None and record["sha256"] == sha:
-                report.unchanged.append(file.source)
-                return None
-            sections = load_document(file.path)
-        except LoaderError as exc:
-            report.errors.append(FileError(path=str(file.path), kind=exc.kind, message=str(exc)))
-            return None
-        except OSError as exc:
-            report.errors.append(FileError(path=str(file.path), kind="unreadable", message=f"{file.path}: {exc}"))
-            return None
-        chunks = chunk_sections(sections, self.config.chunking, self._counter)
-        (report.updated if record is not None else report.added).append(file.source)
-        return _Prepared(
-            found_path=str(file.path),
-            source=file.source,
-            sha256=sha,
-            size=size,
-            sections=sections,
-            section_tokens=[self._counter(s.text) for s in sections],
-            chunks=chunks,
-            tokens=[tokenize(c.index_text()) for c in chunks],
-        )
-
     def _commit(
-        self, stale: list[int], prepared: list[_Prepared], vectors: np.ndarray | None, report: IndexReport
+        self, stale: list[int], prepared: list[Prepared], vectors: np.ndarray | None, report: IndexReport
     ) -> None:
         store = self._store
         with self._lock:
@@ -314,11 +279,11 @@ class KnowledgeBase:
         rerank: bool | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
-        """Top-``k`` chunks for ``query``. ``hybrid`` fuses vector and BM25 rankings by reciprocal rank.
+        """Top-``k`` chunks for ``query``. ``hybrid`` fuses vector and BM25 rankings (``config.fusion``).
 
         ``rerank`` defaults to "yes if a reranker was configured"; it re-scores the fused top candidates.
         ``query_vector`` lets a caller that embedded many queries in one batch skip the per-query embedding.
-        Scores: cosine for vector, BM25 for bm25, RRF for hybrid, the cross-encoder's when reranked.
+        Scores: cosine for vector, BM25 for bm25, the fusion's for hybrid, the cross-encoder's when reranked.
         """
         if mode not in ("hybrid", "vector", "bm25"):
             raise ValueError(f"mode must be 'hybrid', 'vector' or 'bm25', not {mode!r}")
@@ -339,7 +304,11 @@ class KnowledgeBase:
             rankings.append(vectors.search(vector, wanted))
         if mode in ("bm25", "hybrid"):
             rankings.append(bm25.search(query, wanted))
-        ranked = reciprocal_rank_fusion(rankings) if mode == "hybrid" else rankings[0]
+        if mode == "hybrid":
+            knows_cjk = getattr(self.embedder, "knows_cjk", None)
+            ranked = fuse(rankings[0], rankings[1], query, self.config.fusion, embedder_knows_cjk=knows_cjk)
+        else:
+            ranked = rankings[0]
         if use_rerank and self.reranker is not None:
             head = ranked[: max(k, self.config.rerank_candidates)]
             rows = self._store.chunk_rows([cid for cid, _ in head])

@@ -1,26 +1,13 @@
-"""Ranking: vector and BM25 candidate lists, reciprocal-rank fusion, and optional cross-encoder reranking."""
+"""Optional cross-encoder reranking of the fused candidates (fusion itself lives in fusion.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
-
-RRF_K = 60
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Fuse ranked lists by sum of 1 / (k + rank): robust to the incomparable scales of cosine and BM25 scores."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (item, _score) in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-
 
 @runtime_checkable
 class Reranker(Protocol):
