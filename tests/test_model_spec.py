@@ -62,7 +62,6 @@ def test_load_model_builds_each_backend_without_loading_anything() -> None:
     assert (server.base_url, server.model, server.api_key) == ("http://127.0.0.1:9/v1", "served", "k")
 
 
-@pytest.mark.asyncio
 async def test_a_wrong_served_name_lists_what_the_server_offers() -> None:
     async with ScriptedServer(models=["qwen-a", "qwen-b"]) as srv:
         model = load_model(f"openai:{srv.base_url}#qwen-c")
@@ -72,7 +71,6 @@ async def test_a_wrong_served_name_lists_what_the_server_offers() -> None:
     assert "qwen-c" in str(info.value) and "qwen-a" in str(info.value) and "qwen-b" in str(info.value)
 
 
-@pytest.mark.asyncio
 async def test_a_server_that_is_down_is_a_connection_error_naming_it() -> None:
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -21,7 +21,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     yield from scripted_server(monkeypatch)
 
 
-@pytest.mark.asyncio
 async def test_one_tcp_connection_across_many_requests(server: ScriptedServer) -> None:
     server.responder = lambda body: ScriptedReply.text("ok")
     async with make_model(server) as model:
@@ -36,7 +35,6 @@ async def test_one_tcp_connection_across_many_requests(server: ScriptedServer) -
     assert len({r.peer_port for r in server.requests}) == 1
 
 
-@pytest.mark.asyncio
 async def test_concurrent_requests_share_the_pool(server: ScriptedServer) -> None:
     server.responder = lambda body: ScriptedReply.text(body["messages"][-1]["content"].upper())
     async with make_model(server) as model:
@@ -83,7 +81,6 @@ def test_sync_wrappers(server: ScriptedServer) -> None:
     assert server.connections == 1  # the sync wrappers' background loop kept its client
 
 
-@pytest.mark.asyncio
 async def test_per_request_overhead_against_bare_httpx(server: ScriptedServer) -> None:
     """Figures for the report (printed with -s), not a timing assertion: the framework vs a bare httpx post."""
     server.responder = lambda body: ScriptedReply.text("The answer is 42.")

@@ -187,7 +187,6 @@ def test_cross_encoder_reranker_reorders(kb: KnowledgeBase) -> None:
     assert hits
 
 
-@pytest.mark.asyncio
 async def test_retrieval_tool(kb: KnowledgeBase) -> None:
     tool = RetrievalTool(kb)
     out = await tool.execute({"query": "How long are guest Wi-Fi vouchers valid?", "k": "2"})

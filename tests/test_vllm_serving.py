@@ -209,7 +209,6 @@ def test_server_runs_offline_with_both_cores(server: VLLMServer) -> None:
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
-@pytest.mark.asyncio
 async def test_openai_client_chats_with_the_server(server: VLLMServer) -> None:
     async with OpenAICompatible(server.base_url, params=SamplingParams(temperature=0, max_tokens=12)) as model:
         reply = await model.achat("Reply with the word hello.")
@@ -282,7 +281,6 @@ def test_start_timeout_stops_the_half_started_server(vllm_python: Path, hf_model
     assert not srv.running and not srv.group_alive()
 
 
-@pytest.mark.asyncio
 async def test_async_context_manager_leaves_no_orphans(server: VLLMServer, vllm_python: Path,
                                                        hf_model_dir: Path) -> None:
     # After the shared server so both do not start at once on a 2-core machine (it holds its own port).
