@@ -20,8 +20,8 @@ import time
 
 from qwen_agent.agents import Agent, StepFinished, TextDelta
 from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
-from qwen_agent.llm.model_store import default_model_path
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
+from qwen_agent.llm.distribution.store import default_model_path
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
 

@@ -64,7 +64,7 @@ GENERATORS: dict[str, Callable[[int], str]] = {
 
 def make_readers() -> dict[str, list[Callable[[str], object]]]:
     """Each reader's variants (the streaming reader: one per format); a reader's time is its slowest variant's."""
-    from qwen_agent.llm.openai_wire import parse_completion
+    from qwen_agent.llm.backends.openai_wire import parse_completion
     from qwen_agent.messages import ToolSchema
     from qwen_agent.prompting import get_format
 

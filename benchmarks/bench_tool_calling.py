@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.messages import Message, ToolSchema
 
 DATA = Path(__file__).parent / "data" / "tool_tasks.json"

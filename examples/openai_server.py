@@ -41,7 +41,7 @@ def get_order_status(order_id: str) -> dict:
 def local_server(kind: str) -> Iterator[str]:
     """Start llama.cpp's server or vLLM on a free loopback port with the embedded model; yield a model spec."""
     if kind == "vllm":
-        from qwen_agent.llm.hf_convert import ensure_hf_model
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
         from qwen_agent.serving.vllm import VLLMServer
 
         server: contextlib.AbstractContextManager = VLLMServer(ensure_hf_model(), "qwen2.5-coder-0.5b")

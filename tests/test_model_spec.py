@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from qwen_agent.llm.errors import ModelConnectionError, ModelNotFoundError
-from qwen_agent.llm.llamacpp import LlamaCpp
-from qwen_agent.llm.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.spec import ModelSpec, ModelSpecError, load_model
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 

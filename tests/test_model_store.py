@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
 from qwen_agent.llm.errors import ModelNotFoundError
-from qwen_agent.llm.model_store import (
+from qwen_agent.llm.distribution.store import (
     ModelDownloadError,
     PullProgress,
     cache_dir,

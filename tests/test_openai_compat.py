@@ -9,7 +9,7 @@ import pytest
 from support_scripted import TIME, WEATHER, make_model, scripted_server
 
 from qwen_agent.llm.base import ChatResponse, FunctionCalling, SamplingParams
-from qwen_agent.llm.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer, ScriptedToolCall
 

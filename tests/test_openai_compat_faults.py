@@ -20,8 +20,8 @@ from qwen_agent.llm.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff, parse_retry_after
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff, parse_retry_after
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from qwen_agent.llm.model_store import default_model_path
+from qwen_agent.llm.distribution.store import default_model_path
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting import FORMATS, get_format
 from qwen_agent.prompting.grammar import GrammarError
@@ -145,7 +145,7 @@ def test_a_grammar_needs_tools() -> None:
 def test_constrained_generation_with_the_real_model_yields_a_valid_call() -> None:
     """End to end: the embedded model, held to the nous grammar, produces a call our parser reads and validates."""
     from qwen_agent.llm.base import FunctionCalling, SamplingParams
-    from qwen_agent.llm.llamacpp import LlamaCpp
+    from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
     model = LlamaCpp(n_ctx=2048, params=SamplingParams(temperature=0.0, max_tokens=60),
                      function_calling=FunctionCalling(format="nous", constrained=True))

@@ -11,8 +11,8 @@ import pytest
 from qwen_agent.agents import Agent, ToolCallFinished
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
 from qwen_agent.llm.errors import ModelNotFoundError
-from qwen_agent.llm.hf_generation import StopCutter, prompt_ids
-from qwen_agent.llm.transformers import Transformers
+from qwen_agent.llm.backends.hf_generation import StopCutter, prompt_ids
+from qwen_agent.llm.backends.transformers import Transformers
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
 

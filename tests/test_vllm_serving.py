@@ -20,7 +20,7 @@ import pytest
 from filelock import FileLock
 
 from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.serving.errors import ServerStartError, VenvInstallError
 from qwen_agent.serving.process import GroupProcess, cpu_list, free_port, group_members
 from qwen_agent.serving.venv import (

@@ -31,7 +31,7 @@ def analyst_agent(data: Path | str, model: ChatModel | None = None, *, max_steps
     data = Path(data)
     interpreter = CodeInterpreter([data], exec_timeout=exec_timeout, sandbox=sandbox)  # type: ignore[arg-type]
     if model is None:
-        from qwen_agent.llm.llamacpp import LlamaCpp
+        from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
         model = LlamaCpp(params=SamplingParams(temperature=0.0, max_tokens=512))
     agent = Agent(

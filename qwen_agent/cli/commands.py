@@ -137,40 +137,40 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
 def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from qwen_agent.llm import model_store
+    from qwen_agent.llm.distribution import store
 
-    names = args.names or [model_store.DEFAULT_MODEL]
+    names = args.names or [store.DEFAULT_MODEL]
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console, transient=True) as progress:
         for name in names:
             task = progress.add_task(f"{name}", total=None)
 
-            def report(p: model_store.PullProgress, _task=task, _name=name) -> None:
+            def report(p: store.PullProgress, _task=task, _name=name) -> None:
                 progress.update(_task, completed=p.done, total=p.total, description=f"{_name}: {p.stage} {p.item}")
 
-            path = model_store.pull(name, progress=report, verify=args.verify)
+            path = store.pull(name, progress=report, verify=args.verify)
             console.print(f"[green]✓[/] {escape(name)} → {escape(str(path))}", highlight=False)
     return 0
 
 
 def cmd_models_list(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.llm import model_store
+    from qwen_agent.llm.distribution import store
 
     table = Table("name", "present", "size", "path", title="embedded models")
-    for info in model_store.list_models():
+    for info in store.list_models():
         size = f"{info.size / 1e6:,.0f} MB" if info.size else "-"
         name = f"{info.name} (default)" if info.default else info.name
         table.add_row(name, ("verified" if info.verified else "yes") if info.present else "no", size, str(info.path))
     console.print(table, soft_wrap=True)
-    for info in model_store.list_models():
+    for info in store.list_models():
         console.print(f"[dim]{escape(info.name)}: {escape(info.description)}[/]", highlight=False)
     return 0
 
 
 def cmd_models_convert(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.llm import hf_convert, model_store
+    from qwen_agent.llm.distribution import hf_convert, store
 
-    name = args.name or model_store.DEFAULT_MODEL
+    name = args.name or store.DEFAULT_MODEL
     with console.status(f"{name}: checking the converted folder (a first conversion takes a minute or two)") as status:
         path = hf_convert.ensure_hf_model(name, progress=lambda p: status.update(f"{name}: {p.stage} {p.detail}"))
     sys.stdout.write(f"{path}\n")  # plain stdout: scripts read the path

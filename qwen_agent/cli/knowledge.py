@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def default_store(docs: Path) -> Path:
     """Where the index of ``docs`` lives unless told otherwise: one folder per documents folder, in the cache."""
-    from qwen_agent.llm.model_store import cache_dir
+    from qwen_agent.llm.distribution.store import cache_dir
 
     docs = docs.resolve()
     digest = hashlib.sha256(str(docs).encode()).hexdigest()[:12]

@@ -28,7 +28,7 @@ from typing import Literal
 from filelock import FileLock
 from pydantic import BaseModel
 
-from qwen_agent.llm.model_store import cache_dir
+from qwen_agent.llm.distribution.store import cache_dir
 from qwen_agent.serving.errors import VenvInstallError
 
 __all__ = [

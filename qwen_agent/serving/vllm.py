@@ -26,7 +26,7 @@ from typing import Any, Self
 
 import httpx
 
-from qwen_agent.llm.model_store import cache_dir
+from qwen_agent.llm.distribution.store import cache_dir
 from qwen_agent.serving.errors import ServerStartError
 from qwen_agent.serving.process import GroupProcess, cpu_list, free_port, log_tail
 from qwen_agent.serving.venv import ensure_vllm_venv, server_env_base
@@ -161,7 +161,7 @@ class VLLMServer:
             raise ServerStartError(f"{self!r} is already running")
         if not (self.model_dir / "config.json").is_file():
             raise ServerStartError(f"{self.model_dir} is not a Hugging Face model folder (no config.json); "
-                                   "convert the GGUF first (qwen_agent.llm.hf_convert.ensure_hf_model)")
+                                   "convert the GGUF first (qwen_agent.llm.distribution.hf_convert.ensure_hf_model)")
         python = self.python or ensure_vllm_venv()
         self.python = Path(python)
         if self.requested_port == 0:
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if path.is_dir():
         model_dir, name = path, args.served_model_name or path.name
     else:
-        from qwen_agent.llm.hf_convert import ensure_hf_model  # heavy (transformers): only when converting
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model  # heavy (transformers): only when converting
 
         model_dir, name = ensure_hf_model(args.model), args.served_model_name or args.model
     if args.prepare_only:

@@ -16,7 +16,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.errors import ModelRequestError
-from qwen_agent.llm.llamacpp import template_message
+from qwen_agent.llm.backends.llamacpp import template_message
 from qwen_agent.messages import Message
 
 __all__ = ["StopCutter", "build_generation", "prompt_ids"]

@@ -20,17 +20,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams, Usage
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL
 from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelRequestError
-from qwen_agent.llm.llamacpp_runtime import (
+from qwen_agent.llm.backends.llamacpp_runtime import (
     chat_prompt,
     checked_grammar,
     continuation_prompt,
     load_llama,
     perf_counters,
 )
-from qwen_agent.llm.model_store import resolve
-from qwen_agent.llm.worker import Emit, ModelWorker
+from qwen_agent.llm.distribution.store import resolve
+from qwen_agent.llm.backends.worker import Emit, ModelWorker
 from qwen_agent.messages import Message, TextPart, ToolSchema
 
 __all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf", "template_message"]

@@ -32,7 +32,7 @@ from qwen_agent.llm.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from qwen_agent.llm.openai_retry import (
+from qwen_agent.llm.backends.openai_retry import (
     Backoff,
     is_retryable_status,
     is_retryable_transport,
@@ -40,7 +40,7 @@ from qwen_agent.llm.openai_retry import (
     status_error,
     transport_error,
 )
-from qwen_agent.llm.openai_server import (
+from qwen_agent.llm.backends.openai_server import (
     ServerInfo,
     ServerKind,
     apply_dialect,
@@ -48,7 +48,7 @@ from qwen_agent.llm.openai_server import (
     server_root,
     tokenize_body,
 )
-from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
+from qwen_agent.llm.backends.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
 from qwen_agent.messages import Message, ToolSchema
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class OpenAICompatible(ChatModel):
 
     ``model=""`` asks the server: if ``GET /models`` lists exactly one model it is used, if the server has no
     such endpoint the field is left out (llama.cpp ignores it anyway). ``server`` says what kind of server it
-    is (``"auto"``: read from ``GET /models``, see `qwen_agent.llm.openai_server`); on vLLM the client counts
+    is (``"auto"``: read from ``GET /models``, see `qwen_agent.llm.backends.openai_server`); on vLLM the client counts
     prompts at ``/tokenize``, budgets against ``max_model_len``, prefills answers and sends grammars as
     ``structured_outputs``. ``grammar_key`` overrides the body field that carries a GBNF grammar.
     ``stream_usage=False`` drops ``stream_options`` for old servers that reject it.

