@@ -56,7 +56,7 @@ def test_spec_comes_from_the_environment_when_not_given(monkeypatch: pytest.Monk
 def test_load_model_builds_each_backend_without_loading_anything() -> None:
     embedded = load_model("llamacpp:", n_ctx=2048, max_input_tokens=1000)
     assert isinstance(embedded, LlamaCpp) and embedded.n_ctx == 2048 and embedded.max_input_tokens == 1000
-    assert embedded._llm is None, "models load on first use"
+    assert not embedded.loaded, "models load on first use"
     server = load_model("openai:http://127.0.0.1:9/v1#served", api_key="k")
     assert isinstance(server, OpenAICompatible)
     assert (server.base_url, server.model, server.api_key) == ("http://127.0.0.1:9/v1", "served", "k")

@@ -1,8 +1,8 @@
 """The embedded backend: a GGUF chat model run in-process by llama.cpp (llama-cpp-python), no server, no GPU.
 
-llama-cpp-python is synchronous and not thread-safe, so each `LlamaCpp` owns one worker thread: the model is loaded
-there on first use, every request runs there in turn (concurrent requests queue), and tokens travel to the async
-caller through an asyncio queue. The `Llama` object lives as long as the backend, so its KV cache carries over from
+llama-cpp-python is synchronous and not thread-safe, so `LlamaCpp` is a `LocalModel`: the model loads on its one
+worker thread on first use, every request runs there in turn (concurrent requests queue), and tokens travel to the
+async caller through an asyncio queue. The `Llama` object lives as long as the backend, so its KV cache carries over from
 one request to the next: an agent's follow-up step only evaluates the tokens added since the previous step.
 """
 
@@ -11,17 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams, Usage
-from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL
-from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelRequestError
 from qwen_agent.llm.backends.llamacpp_runtime import (
     chat_prompt,
     checked_grammar,
@@ -29,18 +24,20 @@ from qwen_agent.llm.backends.llamacpp_runtime import (
     load_llama,
     perf_counters,
 )
+from qwen_agent.llm.backends.local import DEFAULT_MAX_TOKENS, LocalModel, template_message
+from qwen_agent.llm.backends.worker import Emit
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL
 from qwen_agent.llm.distribution.store import resolve
-from qwen_agent.llm.backends.worker import Emit, ModelWorker
-from qwen_agent.messages import Message, TextPart, ToolSchema
+from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelRequestError
+from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams, Usage
+from qwen_agent.messages import Message
 
-__all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf", "template_message"]
+__all__ = ["MAX_CONTEXT", "LlamaCpp", "LlamaPerf"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: The Qwen2.5 models' trained context; larger windows only cost memory for nothing.
 MAX_CONTEXT = 32768
-#: Tokens generated per request when SamplingParams.max_tokens is not set.
-DEFAULT_MAX_TOKENS = 1024
 #: Sampling options llama.cpp understands that have no field in `SamplingParams`; taken from ``extra_body``.
 _EXTRA_SAMPLING = frozenset({"min_p", "typical_p", "tfs_z", "mirostat_mode", "mirostat_tau", "mirostat_eta",
                              "logit_bias"})
@@ -65,11 +62,11 @@ class LlamaPerf(BaseModel):
         return 1000 * self.generated_tokens_evaluated / self.generation_ms if self.generation_ms else 0.0
 
 
-class LlamaCpp(ChatModel):
+class LlamaCpp(LocalModel[Any]):
     """A GGUF model run in-process. ``model_path``: a file path, a catalogue name, or None for the default model."""
 
     supports_grammar = True
-    supports_prefill = True
+    engine = "llama.cpp"
 
     def __init__(
         self,
@@ -92,7 +89,7 @@ class LlamaCpp(ChatModel):
         if not 0 < n_ctx <= MAX_CONTEXT:
             raise ValueError(f"n_ctx must be between 1 and {MAX_CONTEXT}, got {n_ctx}")
         spec = DEFAULT_MODEL if model_path is None else os.fspath(model_path)
-        super().__init__(model=spec if spec in CATALOGUE else Path(spec).stem, params=params,
+        super().__init__(worker_name="llamacpp", model=spec if spec in CATALOGUE else Path(spec).stem, params=params,
                          function_calling=function_calling, max_input_tokens=max_input_tokens)
         self.model_spec = spec
         self.n_ctx = n_ctx
@@ -102,96 +99,51 @@ class LlamaCpp(ChatModel):
         self.chat_format = chat_format
         self.verbose = verbose
         self.extra_buffer_types = extra_buffer_types
-        self.load_seconds: float | None = None
-        self._llm: Any = None
-        self._worker = ModelWorker("llamacpp")
         self._grammars: OrderedDict[str, Any] = OrderedDict()
-        self._warned_extra: set[str] = set()
 
-    # ---- loading ---------------------------------------------------------------------------------------------
-    def _ensure_loaded(self) -> Any:
-        """Load the model if needed (on the worker thread, under its lock)."""
-        if self._llm is not None:
-            return self._llm
+    # ---- loading and counting (worker thread) ------------------------------------------------------------------
+    def _load(self) -> tuple[Any, str]:
         path = resolve(self.model_spec)
-        start = time.perf_counter()
-        self._llm = load_llama(
+        llm = load_llama(
             path, extra_buffer_types=self.extra_buffer_types, n_ctx=self.n_ctx, n_threads=self.n_threads,
             n_threads_batch=self.n_threads, n_batch=self.n_batch, chat_format=self.chat_format, verbose=self.verbose,
             **({"seed": self.seed} if self.seed is not None else {}),
         )
-        self.load_seconds = time.perf_counter() - start
-        log.info("loaded %s in %.2fs (n_ctx=%d, %d threads)", path, self.load_seconds, self.n_ctx, self.n_threads)
-        return self._llm
+        return llm, f"{path}, n_ctx={self.n_ctx}, {self.n_threads} threads"
 
-    def load(self) -> None:
-        """Load the model now instead of on first use (blocking)."""
-        self._worker.call(self._ensure_loaded)
+    def _release(self, handle: Any) -> None:
+        handle.close()
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes for this model (special tokens such as ``<|im_start|>`` count as one)."""
-        llm = self._llm if self._llm is not None else self._worker.call(self._ensure_loaded)
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+    def _count(self, handle: Any, text: str) -> int:
+        return len(handle.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
-        request = [template_message(m) for m in messages]
-
-        def count() -> int:
-            llm = self._ensure_loaded()
-            prompt = chat_prompt(llm, request)
-            return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
-
-        return await self._worker.run(count)
+    def _count_prompt(self, handle: Any, messages: list[Message]) -> int:
+        return self._count(handle, chat_prompt(handle, [template_message(m) for m in messages]))
 
     async def _context_window(self) -> int | None:
         return self.n_ctx
 
     def perf(self) -> LlamaPerf:
         """llama.cpp's evaluation counters (the model must be loaded)."""
-        if self._llm is None:
+        if self._handle is None:
             raise ModelError("the model is not loaded yet; call load() or send a request first")
-        data = perf_counters(self._llm)
+        data = perf_counters(self._handle)
         return LlamaPerf(load_seconds=self.load_seconds or 0.0, prompt_tokens_evaluated=data.n_p_eval,
                          prompt_eval_ms=data.t_p_eval_ms, generated_tokens_evaluated=data.n_eval,
                          generation_ms=data.t_eval_ms)
 
-    async def aclose(self) -> None:
-        """Stop running requests and free the model's memory. Safe to call twice; a later request reloads it."""
-        def unload() -> None:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
-
-        await self._worker.shutdown(unload)
-
-    # ---- generation ------------------------------------------------------------------------------------------
-    async def _stream_raw(
-        self,
-        messages: list[Message],
-        params: SamplingParams,
-        *,
-        tools: list[ToolSchema] | None = None,
-        grammar: str | None = None,
-    ) -> AsyncIterator[RawChunk]:
-        if tools:
-            raise ModelRequestError("LlamaCpp renders tools in the prompt; use FunctionCalling(mode='prompted')")
-        request = [template_message(m) for m in messages]
-        async for chunk in self._worker.stream(
-                lambda emit, cancel: self._generate(request, params, grammar, emit, cancel)):
-            yield chunk
-
-    def _generate(self, request: list[dict[str, Any]], params: SamplingParams, grammar: str | None,
+    # ---- generation (worker thread) ----------------------------------------------------------------------------
+    def _generate(self, handle: Any, messages: list[Message], params: SamplingParams, grammar: str | None,
                   emit: Emit, cancel: threading.Event) -> None:
-        """Worker-thread side of one request (under the worker's lock): every outcome goes through ``emit``."""
+        request = [template_message(m) for m in messages]
         try:
-            llm = self._ensure_loaded()
-            kwargs = self._sampling_kwargs(llm, params, grammar)
+            kwargs = self._sampling_kwargs(handle, params, grammar)
             finish: str | None = None
             if request and request[-1]["role"] == "assistant":
                 # A final assistant message is a prefix to continue (answer prefill), not a finished turn.
-                stream = llm.create_completion(continuation_prompt(llm, request), stream=True, **kwargs)
+                stream = handle.create_completion(continuation_prompt(handle, request), stream=True, **kwargs)
             else:
-                stream = llm.create_chat_completion(messages=request, stream=True, **kwargs)
+                stream = handle.create_chat_completion(messages=request, stream=True, **kwargs)
             try:
                 for chunk in stream:
                     choice = chunk["choices"][0]
@@ -204,24 +156,18 @@ class LlamaCpp(ChatModel):
                         break
             finally:
                 stream.close()
-            stats = llm.stats
-            usage = Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-                          cached_prompt_tokens=stats.cached_prompt_tokens)
-            emit("chunk", RawChunk(finish_reason=finish or "stop", usage=usage))
-        except ModelError as exc:
-            emit("error", exc)
         except ValueError as exc:
             if "context window" in str(exc):
-                emit("error", ContextLengthError(f"{exc}; shorten the conversation or raise n_ctx (up to "
-                                                 f"{MAX_CONTEXT})", status_code=None))
-            else:
-                emit("error", ModelRequestError(f"llama.cpp rejected the request: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the caller, not die in the thread
-            emit("error", ModelError(f"llama.cpp failed during generation: {exc!r}"))
+                raise ContextLengthError(f"{exc}; shorten the conversation or raise n_ctx (up to {MAX_CONTEXT})",
+                                         status_code=None) from exc
+            raise ModelRequestError(f"llama.cpp rejected the request: {exc}") from exc
+        stats = handle.stats
+        usage = Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+                      cached_prompt_tokens=stats.cached_prompt_tokens)
+        emit("chunk", RawChunk(finish_reason=finish or "stop", usage=usage))
 
     def _sampling_kwargs(self, llm: Any, params: SamplingParams, grammar: str | None) -> dict[str, Any]:
-        # llama.cpp's own default is "until the context is full": a small model stuck repeating itself would then
-        # generate for minutes. An agent step rarely needs more than this; set max_tokens to change it.
+        # An agent step rarely needs more than DEFAULT_MAX_TOKENS; set max_tokens to change it.
         kwargs: dict[str, Any] = {"stop": list(params.stop) or None, "max_tokens": DEFAULT_MAX_TOKENS}
         for name in ("temperature", "top_p", "top_k", "max_tokens", "repeat_penalty", "presence_penalty",
                      "frequency_penalty"):
@@ -234,9 +180,8 @@ class LlamaCpp(ChatModel):
         for key, value in params.extra_body.items():
             if key in _EXTRA_SAMPLING:
                 kwargs[key] = value
-            elif key not in self._warned_extra:
-                self._warned_extra.add(key)
-                log.warning("LlamaCpp ignores extra_body[%r] (understood: %s)", key, ", ".join(sorted(_EXTRA_SAMPLING)))
+            else:
+                self._warn_ignored(key, ", ".join(sorted(_EXTRA_SAMPLING)))
         if grammar:
             kwargs["grammar"] = self._compiled_grammar(llm, grammar)
         return kwargs
@@ -252,20 +197,3 @@ class LlamaCpp(ChatModel):
         if len(self._grammars) > _GRAMMAR_CACHE_SIZE:
             self._grammars.popitem(last=False)
         return grammar
-
-
-def template_message(message: Message) -> dict[str, Any]:
-    """An OpenAI-style dict the GGUF chat template can render: string content, dict tool-call arguments."""
-    d = message.to_openai()
-    d.pop("reasoning_content", None)
-    if isinstance(message.content, list):
-        dropped = [p.type for p in message.content if not isinstance(p, TextPart)]
-        if dropped:
-            log.warning("LlamaCpp: dropping %s part(s) of a %s message: this text-only model cannot read them",
-                        ", ".join(dropped), message.role)
-    d["content"] = message.text
-    if message.tool_calls:
-        # Chat templates serialise the arguments with `tojson`; a JSON string would be encoded twice.
-        d["tool_calls"] = [{"id": tc.id, "type": "function",
-                            "function": {"name": tc.name, "arguments": tc.arguments}} for tc in message.tool_calls]
-    return d

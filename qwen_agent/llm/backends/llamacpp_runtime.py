@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from qwen_agent.llm.backends.local import continuation_text
 from qwen_agent.llm.errors import ModelError, ModelRequestError
 
 _load_patch_lock = threading.Lock()
@@ -155,9 +156,6 @@ def perf_counters(llm: Any) -> Any:
     return import_llama_cpp().llama_perf_context(llm._ctx.ctx)
 
 
-_SENTINEL = "\ue000qwen-agent-continue\ue000"
-
-
 def _formatter(llm: Any, *, add_generation_prompt: bool) -> Any:
     """A Jinja2 formatter for the GGUF's own chat template (cached on the model object)."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -190,14 +188,8 @@ def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt, rendered with the GGUF's own chat template, that ends *inside* the final assistant message.
 
     llama-cpp-python's chat API always opens a new assistant turn after the last message; to continue a given
-    assistant prefix (answer prefill) we render the template ourselves without a generation prompt and cut the
-    text where the prefix ends. Rendering with the same template and tokenizer keeps the KV-cache prefix valid.
+    assistant prefix (answer prefill) the template is rendered here without a generation prompt and cut where the
+    prefix ends (`local.continuation_text`).
     """
     formatter = _formatter(llm, add_generation_prompt=False)
-    last = dict(messages[-1])
-    last["content"] = (last.get("content") or "") + _SENTINEL
-    prompt = formatter(messages=[*messages[:-1], last]).prompt
-    cut = prompt.find(_SENTINEL)
-    if cut < 0:
-        raise ModelRequestError("the chat template dropped the final assistant message; it cannot be continued")
-    return prompt[:cut]
+    return continuation_text(lambda request: str(formatter(messages=request).prompt), messages)

@@ -1,32 +1,26 @@
 """An in-process Hugging Face model (transformers + torch) as a chat backend, on the CPU or a user's GPU.
 
-torch generation is blocking, so like `LlamaCpp` each `Transformers` owns one worker thread: the model loads there on
-first use, requests run there in turn, and text deltas travel to the async caller through an asyncio queue. With
+torch generation is blocking, so like `LlamaCpp` a `Transformers` is a `LocalModel`: the model loads on its one worker
+thread on first use, requests run there in turn, and text deltas travel to the async caller through an asyncio queue. With
 no model given it uses the default catalogue model converted once to a bf16 folder (`hf_convert.ensure_hf_model`).
 Stop words, cancellation and streaming are handled here; tool calling is the shared prompted logic of `ChatModel`.
 """
 
 from __future__ import annotations
 
-import gc
-import logging
 import os
 import threading
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams, Usage
+from qwen_agent.llm.backends.local import DEFAULT_MAX_TOKENS, LocalModel
+from qwen_agent.llm.backends.worker import Emit
 from qwen_agent.llm.distribution.catalogue import CATALOGUE
-from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelNotFoundError, ModelRequestError
-from qwen_agent.llm.backends.llamacpp import DEFAULT_MAX_TOKENS
-from qwen_agent.llm.backends.worker import Emit, ModelWorker
-from qwen_agent.messages import Message, ToolSchema
+from qwen_agent.llm.errors import ContextLengthError, ModelError, ModelNotFoundError
+from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams, Usage
+from qwen_agent.messages import Message
 
 __all__ = ["Transformers", "TransformersNotInstalledError"]
-
-log = logging.getLogger(__name__)
 
 #: A tokenizer's model_max_length above this is transformers' "no limit" placeholder, not a real bound.
 _SANE_MAX_LENGTH = 10_000_000
@@ -48,7 +42,7 @@ def _import_torch_transformers() -> tuple[Any, Any]:
     return torch, transformers
 
 
-class Transformers(ChatModel):
+class Transformers(LocalModel[tuple[Any, Any]]):
     """A causal LM loaded with transformers. ``model``: a local Hugging Face folder, a catalogue name (converted from
     its GGUF once), a hub id (downloading it is up to the user's hub settings), or None for the default model.
 
@@ -58,9 +52,7 @@ class Transformers(ChatModel):
     memory (RSS ~2.9 GB against ~1.5 GB for the 0.5B).
     """
 
-    supports_prefill = True
-    supports_grammar = False
-    supports_native_tools = False
+    engine = "transformers"
 
     def __init__(
         self,
@@ -76,19 +68,14 @@ class Transformers(ChatModel):
         self.model_spec: str | Path | None = model
         name = "" if model is None else os.fspath(model)
         label = name if (not name or name in CATALOGUE) else Path(name.rstrip("/")).name
-        super().__init__(model=label or "qwen2.5-coder-0.5b", params=params, function_calling=function_calling,
-                         max_input_tokens=max_input_tokens)
+        super().__init__(worker_name="transformers", model=label or "qwen2.5-coder-0.5b", params=params,
+                         function_calling=function_calling, max_input_tokens=max_input_tokens)
         self.dtype = dtype
         self.device_map = device_map
         self.trust_remote_code = trust_remote_code
-        self.load_seconds: float | None = None
         #: How the latest request ended ("stop", "length", "cancelled") and what it cost, for checks and benchmarks.
         self.last_finish_reason: str | None = None
         self.last_usage: Usage | None = None
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._worker = ModelWorker("transformers")
-        self._warned_extra: set[str] = set()
 
     # ---- loading ---------------------------------------------------------------------------------------------
     def _source(self) -> str:
@@ -118,13 +105,9 @@ class Transformers(ChatModel):
             return str(path)
         return text  # a hub id
 
-    def _ensure_loaded(self) -> tuple[Any, Any]:
-        """Load tokenizer and model if needed (on the worker thread, under its lock)."""
-        if self._model is not None:
-            return self._model, self._tokenizer
+    def _load(self) -> tuple[tuple[Any, Any], str]:
         torch, transformers = _import_torch_transformers()
         source = self._source()
-        start = time.perf_counter()
         dtype = self._torch_dtype(torch)
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=self.trust_remote_code)
@@ -139,10 +122,7 @@ class Transformers(ChatModel):
         if not tokenizer.chat_template:
             raise ModelError(f"{source} has no chat template (tokenizer.chat_template); this backend needs a chat "
                              "model, e.g. an instruct model")
-        self._model, self._tokenizer = model, tokenizer
-        self.load_seconds = time.perf_counter() - start
-        log.info("loaded %s in %.2fs (dtype=%s, device=%s)", source, self.load_seconds, model.dtype, model.device)
-        return model, tokenizer
+        return (model, tokenizer), f"{source}, dtype={model.dtype}, device={model.device}"
 
     def _torch_dtype(self, torch: Any) -> Any:
         dtype = self.dtype
@@ -155,23 +135,15 @@ class Transformers(ChatModel):
             return value
         return dtype
 
-    def load(self) -> None:
-        """Load the model now instead of on first use (blocking)."""
-        self._worker.call(self._ensure_loaded)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes for this model (special tokens such as ``<|im_start|>`` count as one)."""
-        _, tokenizer = self._worker.call(self._ensure_loaded)
+    def _count(self, handle: tuple[Any, Any], text: str) -> int:
+        _, tokenizer = handle
         return len(tokenizer.encode(text, add_special_tokens=False))
 
-    async def _count_prompt_tokens(self, messages: list[Message], tools: list[ToolSchema] | None) -> int | None:
-        def count() -> int:
-            _, tokenizer = self._ensure_loaded()
-            from qwen_agent.llm.backends.hf_generation import prompt_ids
+    def _count_prompt(self, handle: tuple[Any, Any], messages: list[Message]) -> int:
+        from qwen_agent.llm.backends.hf_generation import prompt_ids
 
-            return len(prompt_ids(tokenizer, messages))
-
-        return await self._worker.run(count)
+        _, tokenizer = handle
+        return len(prompt_ids(tokenizer, messages))
 
     async def _context_window(self) -> int | None:
         def window() -> int | None:
@@ -180,72 +152,37 @@ class Transformers(ChatModel):
 
         return await self._worker.run(window)
 
-    async def aclose(self) -> None:
-        """Stop running requests and free the model's memory. Safe to call twice; a later request reloads it."""
-        def unload() -> None:
-            self._model = self._tokenizer = None
-            gc.collect()
+    # ---- generation (worker thread) ----------------------------------------------------------------------------
+    def _generate(self, handle: tuple[Any, Any], messages: list[Message], params: SamplingParams,
+                  grammar: str | None, emit: Emit, cancel: threading.Event) -> None:
+        torch, _ = _import_torch_transformers()
+        from qwen_agent.llm.backends.hf_generation import StopCutter, build_generation, prompt_ids
 
-        await self._worker.shutdown(unload)
-
-    # ---- generation ------------------------------------------------------------------------------------------
-    async def _stream_raw(
-        self,
-        messages: list[Message],
-        params: SamplingParams,
-        *,
-        tools: list[ToolSchema] | None = None,
-        grammar: str | None = None,
-    ) -> AsyncIterator[RawChunk]:
-        if tools:
-            raise ModelRequestError("Transformers renders tools in the prompt; use FunctionCalling(mode='prompted')")
-        if grammar:
-            raise ModelRequestError("Transformers cannot constrain decoding with a grammar; use the LlamaCpp backend")
-        async for chunk in self._worker.stream(lambda emit, cancel: self._generate(messages, params, emit, cancel)):
-            yield chunk
-
-    def _generate(self, messages: list[Message], params: SamplingParams, emit: Emit,
-                  cancel: threading.Event) -> None:
-        """Worker-thread side of one request (under the worker's lock): every outcome goes through ``emit``."""
-        try:
-            torch, _ = _import_torch_transformers()
-            from qwen_agent.llm.backends.hf_generation import StopCutter, build_generation, prompt_ids
-
-            model, tokenizer = self._ensure_loaded()
-            ids = prompt_ids(tokenizer, messages)
-            window = _window(model, tokenizer)
-            if window is not None and len(ids) >= window:
-                raise ContextLengthError(f"the prompt has {len(ids)} tokens and the model's context is {window};"
-                                         " shorten the conversation", status_code=None)
-            cutter = StopCutter(params.stop)
-            max_new = params.max_tokens or DEFAULT_MAX_TOKENS
-            if window is not None:
-                max_new = max(1, min(max_new, window - len(ids)))
-            gen = build_generation(model, tokenizer, params, max_new, cancel, cutter,
-                                   lambda text: emit("chunk", RawChunk(text=text)), self._warn_extra)
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            input_ids = torch.tensor([ids], device=model.device)
-            with torch.inference_mode():
-                out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **gen.kwargs)
-            tail = cutter.flush()
-            if tail:
-                emit("chunk", RawChunk(text=tail))
-            completion = int(out.shape[1]) - len(ids)
-            finish = gen.finish_reason(out[0, len(ids):].tolist(), completion, max_new)
-            usage = Usage(prompt_tokens=len(ids), completion_tokens=completion)
-            self.last_finish_reason, self.last_usage = finish, usage
-            emit("chunk", RawChunk(finish_reason=finish, usage=usage))
-        except ModelError as exc:
-            emit("error", exc)
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the caller, not die in the thread
-            emit("error", ModelError(f"transformers failed during generation: {exc!r}"))
-
-    def _warn_extra(self, key: str, understood: str) -> None:
-        if key not in self._warned_extra:
-            self._warned_extra.add(key)
-            log.warning("Transformers ignores extra_body[%r] (understood: generation-config fields such as %s)",
-                        key, understood)
+        model, tokenizer = handle
+        ids = prompt_ids(tokenizer, messages)
+        window = _window(model, tokenizer)
+        if window is not None and len(ids) >= window:
+            raise ContextLengthError(f"the prompt has {len(ids)} tokens and the model's context is {window};"
+                                     " shorten the conversation", status_code=None)
+        cutter = StopCutter(params.stop)
+        max_new = params.max_tokens or DEFAULT_MAX_TOKENS
+        if window is not None:
+            max_new = max(1, min(max_new, window - len(ids)))
+        gen = build_generation(model, tokenizer, params, max_new, cancel, cutter,
+                               lambda text: emit("chunk", RawChunk(text=text)), self._warn_ignored)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        input_ids = torch.tensor([ids], device=model.device)
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **gen.kwargs)
+        tail = cutter.flush()
+        if tail:
+            emit("chunk", RawChunk(text=tail))
+        completion = int(out.shape[1]) - len(ids)
+        finish = gen.finish_reason(out[0, len(ids):].tolist(), completion, max_new)
+        usage = Usage(prompt_tokens=len(ids), completion_tokens=completion)
+        self.last_finish_reason, self.last_usage = finish, usage
+        emit("chunk", RawChunk(finish_reason=finish, usage=usage))
 
 
 def _window(model: Any, tokenizer: Any) -> int | None:
