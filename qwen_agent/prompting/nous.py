@@ -8,8 +8,8 @@ from qwen_agent.prompting.grammar import nous_grammar
 from qwen_agent.prompting.render import Draft, call_dicts, macros, non_text_parts, parts_of, text, tool_dicts
 from qwen_agent.prompting.scan import Recognizer
 from qwen_agent.prompting.syntax import generic_recognizers, think_recognizers
-from qwen_agent.prompting.shapes import Tools
-from qwen_agent.prompting.stream import ReplyReader
+from qwen_agent.prompting.call_shapes import Tools
+from qwen_agent.prompting.reader import ReplyReader
 
 _TEMPLATE = "nous.j2"
 

@@ -9,8 +9,8 @@ from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.grammar import react_grammar
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
-from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
-from qwen_agent.prompting.stream import ReplyReader, View, join_reasoning
+from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
+from qwen_agent.prompting.reader import ReplyReader, View, join_reasoning
 from qwen_agent.prompting.syntax import (
     SOURCE_CHARS,
     generic_recognizers,

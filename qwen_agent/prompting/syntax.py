@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, loads_lenient, repair
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
-from qwen_agent.prompting.shapes import (
+from qwen_agent.prompting.call_shapes import (
     Found,
     Tools,
     call_from_name_and_text,
