@@ -69,7 +69,7 @@ async def test_the_client_learns_kind_window_and_exact_counts(vllm_server: objec
     async with client(vllm_server) as model:
         info = await model.server_info()
         assert (info.kind, info.max_model_len) == ("vllm", 4096)
-        assert model.supports_prefill
+        assert (await model.capabilities()).prefill
         assert await model.input_budget() == 4096 - GREEDY.max_tokens
         messages = [Message.user("Say hello.")]
         counted = await model.count_prompt_tokens(messages, [get_weather.schema()])

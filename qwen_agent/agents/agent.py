@@ -20,12 +20,13 @@ from qwen_agent.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from qwen_agent.llm.base import ChatModel, ChatResponse, FunctionCalling, SamplingParams, ToolChoice, Usage
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelError
+from qwen_agent.llm.types import ChatResponse, FunctionCalling, SamplingParams, ToolChoice, Usage
 from qwen_agent.messages import Message, MessageLike, ToolCall, as_messages
 from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
-from qwen_agent.tools import ToolLike, Toolbox, ToolOutput
+from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from qwen_agent.agents.agent import Agent
 from qwen_agent.agents.events import AgentResult
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.llm.base import ChatModel
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
 from qwen_agent.prompting import render_note
 from qwen_agent.tools.code_interpreter import CodeInterpreter
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Field
 
-from qwen_agent.llm.base import ChatResponse, Usage
+from qwen_agent.llm.types import ChatResponse, Usage
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.tools.base import ToolOutput
 

@@ -6,8 +6,9 @@ import argparse
 import os
 from typing import Any
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.spec import ModelSpec, load_model
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

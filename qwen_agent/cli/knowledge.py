@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console

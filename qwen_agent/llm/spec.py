@@ -24,8 +24,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from qwen_agent.errors import QwenAgentError
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.distribution.catalogue import CATALOGUE
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
 
 __all__ = ["ENV_VAR", "ModelSpec", "ModelSpecError", "load_model"]
 

@@ -6,10 +6,11 @@ import re
 
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.grammar import qwen_grammar
+from qwen_agent.prompting.reader import ReplyReader, View, assemble_plain
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer
-from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.syntax import (
     SOURCE_CHARS,
     Dropped,
@@ -18,7 +19,6 @@ from qwen_agent.prompting.syntax import (
     skip_space,
     think_recognizers,
 )
-from qwen_agent.prompting.reader import ReplyReader, View, assemble_plain
 
 FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
 _MARK = re.compile("✿(?:FUNCTION|ARGS|RESULT|RETURN)✿")

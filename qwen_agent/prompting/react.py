@@ -6,11 +6,11 @@ import re
 
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.grammar import react_grammar
+from qwen_agent.prompting.reader import ReplyReader, View, join_reasoning
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
-from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
-from qwen_agent.prompting.reader import ReplyReader, View, join_reasoning
 from qwen_agent.prompting.syntax import (
     SOURCE_CHARS,
     generic_recognizers,

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, loads_lenient, repair
-from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
 from qwen_agent.prompting.call_shapes import (
     Found,
     Tools,
@@ -21,8 +19,9 @@ from qwen_agent.prompting.call_shapes import (
     may_be_call_shaped,
     snippet,
 )
+from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, loads_lenient, repair
+from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
 from qwen_agent.prompting.spans import json_span_end
-
 
 #: How much of a call's text error messages may quote from (they show a one-line snippet of it).
 SOURCE_CHARS = 1024

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
-from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.backends.worker import Emit, ModelWorker
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelError, ModelRequestError
 from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams
 from qwen_agent.messages import Message, TextPart, ToolSchema

@@ -23,15 +23,6 @@ from typing import Any, Literal
 import httpx
 from httpx_sse import EventSource
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams
-from qwen_agent.llm.errors import (
-    ModelConnectionError,
-    ModelError,
-    ModelProtocolError,
-    ModelRequestError,
-    ModelServerError,
-    ModelTimeoutError,
-)
 from qwen_agent.llm.backends.openai_retry import (
     Backoff,
     is_retryable_status,
@@ -49,6 +40,16 @@ from qwen_agent.llm.backends.openai_server import (
     tokenize_body,
 )
 from qwen_agent.llm.backends.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
+from qwen_agent.llm.base import Capabilities, ChatModel
+from qwen_agent.llm.errors import (
+    ModelConnectionError,
+    ModelError,
+    ModelProtocolError,
+    ModelRequestError,
+    ModelServerError,
+    ModelTimeoutError,
+)
+from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
 
 log = logging.getLogger(__name__)
@@ -241,10 +242,14 @@ class OpenAICompatible(ChatModel):
         except (ModelRequestError, ModelProtocolError, ValueError):
             payload = None  # no /models endpoint: a plain OpenAI-style server
         self._info = ServerInfo.from_models(payload, self.model, forced)
-        if self._info.kind == "vllm":
-            self.supports_prefill = True  # continue_final_message
         log.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
         return self._info
+
+    async def capabilities(self) -> Capabilities:
+        """Native tools and grammars everywhere; answer prefill where the server continues a final assistant
+        message (vLLM's ``continue_final_message``)."""
+        kind = (await self.server_info()).kind
+        return Capabilities(native_tools=True, grammar=True, prefill=kind == "vllm")
 
     async def _resolve_model(self) -> None:
         """Fill in ``model`` when the user left it empty and the server names exactly one."""
@@ -289,10 +294,9 @@ class OpenAICompatible(ChatModel):
                     tools: list[ToolSchema] | None, grammar: str | None) -> dict[str, Any]:
         await self._resolve_model()
         kind = (await self.server_info()).kind
-        body = build_body(self.model, messages, params, stream=stream, tools=tools, stream_usage=self.stream_usage,
-                          extra_body=self.extra_body)
+        body = build_body(self.model, messages, params, stream=stream, tools=tools, stream_usage=self.stream_usage)
         apply_dialect(body, kind, grammar, self.grammar_key)
-        body.update(self.extra_body)  # the caller's own fields win over the dialect's
+        body.update(self.extra_body)  # the caller's own fields win over the dialect's: client's, then the request's
         body.update(params.extra_body)
         return body
 

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from qwen_agent import bounded_json
-from qwen_agent.llm.base import RawChunk, SamplingParams, Usage
 from qwen_agent.llm.errors import ModelProtocolError, ModelServerError
+from qwen_agent.llm.types import RawChunk, SamplingParams, Usage
 from qwen_agent.messages import Message, ToolCall, ToolSchema, new_call_id
 
 #: SamplingParams fields that map 1:1 onto OpenAI body keys, and those renamed for vLLM-style servers.
@@ -37,10 +37,9 @@ def build_body(
     stream: bool,
     tools: list[ToolSchema] | None,
     stream_usage: bool,
-    extra_body: dict[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions``. Later sources win: client extra_body, then params.extra_body.
-    Server-specific fields (grammar, answer prefill) are added by `openai_server.apply_dialect`."""
+    """The JSON body of ``POST /chat/completions`` from the request's fields. Server-specific fields (grammar, answer
+    prefill) are added by `openai_server.apply_dialect`, and ``extra_body`` last, by the client (it wins over both)."""
     body: dict[str, Any] = {"messages": [_wire_message(m) for m in messages], "stream": stream}
     if model:
         body["model"] = model
@@ -58,8 +57,6 @@ def build_body(
         body["stop"] = list(params.stop)
     if tools:
         body["tools"] = [t.to_openai() for t in tools]
-    body.update(extra_body)
-    body.update(params.extra_body)
     return body
 
 
