@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from qwen_agent.cli import commands, knowledge
+from qwen_agent.cli.render import EventPrinter
+
+__all__ = ["EventPrinter", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
