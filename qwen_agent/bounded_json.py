@@ -15,6 +15,8 @@ from typing import Any
 
 from qwen_agent.errors import QwenAgentError
 
+__all__ = ["MAX_DEPTH", "JsonDepthError", "loads", "nesting_exceeds", "value_exceeds"]
+
 #: The deepest nesting of objects/arrays accepted from a model. Real tool arguments stay far below it.
 MAX_DEPTH = 64
 

@@ -16,6 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from qwen_agent import bounded_json
 
+__all__ = [
+    "ContentPart",
+    "FilePart",
+    "FileRef",
+    "FunctionCall",
+    "ImagePart",
+    "ImageURL",
+    "Message",
+    "MessageLike",
+    "Role",
+    "TextPart",
+    "ToolCall",
+    "ToolSchema",
+    "ToolSchemaLike",
+    "as_messages",
+    "as_tool_schemas",
+    "new_call_id",
+]
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 

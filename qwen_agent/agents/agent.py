@@ -28,7 +28,10 @@ from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
 from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
 
-log = logging.getLogger(__name__)
+__all__ = ["Agent"]
+
+logger = logging.getLogger(__name__)
+
 
 class Agent:
     """A function-calling agent over any `ChatModel` and any set of tools.
@@ -88,7 +91,7 @@ class Agent:
                     if delta.response is not None:
                         response = delta.response
             except ModelError as exc:
-                log.warning("model failed at step %d: %s", step, exc)
+                logger.warning("model failed at step %d: %s", step, exc)
                 yield FinalAnswer(result=self._result(transcript, step, "model_error", usage, error=str(exc)))
                 return
             assert response is not None, "ChatModel.astream must end with a response"
@@ -97,7 +100,7 @@ class Agent:
             if self.answer_on_repeat and any(_call_key(c) in made for c in calls):
                 # The model repeats a call whose result it already has (small models loop like this): drop the
                 # reply and ask again, this time for the answer.
-                log.info("step %d repeated an earlier call; asking for the answer instead", step)
+                logger.info("step %d repeated an earlier call; asking for the answer instead", step)
                 yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started,
                                    discarded=True)
                 tool_choice = "none"

@@ -11,6 +11,8 @@ from qwen_agent.llm.types import FunctionCalling, SamplingParams
 from qwen_agent.prompting import render_note
 from qwen_agent.tools.code_interpreter import CodeInterpreter
 
+__all__ = ["analyst_agent", "analyze", "describe_columns"]
+
 
 def describe_columns(path: Path) -> str:
     """The header line of a CSV, or the sheet columns of an Excel file, for the prompt."""

@@ -18,6 +18,8 @@ from qwen_agent.tools import ToolLike
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit, KnowledgeBase
 
+__all__ = ["DEFAULT_SYSTEM", "Assistant"]
+
 DEFAULT_SYSTEM = "You are a helpful assistant that answers questions about the user's documents."
 
 

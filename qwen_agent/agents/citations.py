@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit
 
+__all__ = ["best_sources", "cite", "has_citation"]
+
 _MARKER = re.compile(r"\[[^\[\]\n]{1,200}\]")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]{3,}|[\u4e00-\u9fff]", re.UNICODE)
 _COMMON = frozenset(

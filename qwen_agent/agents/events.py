@@ -10,6 +10,18 @@ from qwen_agent.llm.types import ChatResponse, Usage
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.tools.base import ToolOutput
 
+__all__ = [
+    "AgentEvent",
+    "AgentResult",
+    "FinalAnswer",
+    "ReasoningDelta",
+    "StepFinished",
+    "StopReason",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+]
+
 
 class TextDelta(BaseModel):
     """Visible answer text as the model writes it (tool-call syntax is never in here)."""

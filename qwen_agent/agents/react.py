@@ -7,6 +7,8 @@ from typing import Any
 from qwen_agent.agents.agent import Agent
 from qwen_agent.llm.types import FunctionCalling
 
+__all__ = ["ReActAgent"]
+
 
 class ReActAgent(Agent):
     """An `Agent` that always uses the prompted ``react`` format (works with any chat model, no tool parser)."""

@@ -10,6 +10,8 @@ from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.spec import ModelSpec, load_model
 from qwen_agent.llm.types import FunctionCalling, SamplingParams
 
+__all__ = ["add_model_options", "build_model", "model_spec"]
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")

@@ -14,6 +14,8 @@ from rich.table import Table
 from qwen_agent.cli.backend import add_model_options, build_model
 from qwen_agent.cli.render import EventPrinter
 
+__all__ = ["cmd_analyze", "cmd_chat", "cmd_models_convert", "cmd_models_list", "cmd_models_pull", "cmd_run", "register"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run one task with the agent and print the answer")

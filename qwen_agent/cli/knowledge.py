@@ -16,6 +16,8 @@ from qwen_agent.cli.render import EventPrinter
 if TYPE_CHECKING:
     from qwen_agent.retrieval import IndexReport
 
+__all__ = ["cmd_ask", "cmd_index", "default_store", "register"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="index a folder of documents (txt, md, html, pdf, docx, pptx, csv, xlsx)")

@@ -16,7 +16,7 @@ import functools
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamDelta, StreamParser
 from qwen_agent.prompting.notes import render_note
 
-__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "render_note", "FORMATS"]
+__all__ = ["FORMATS", "FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "render_note"]
 
 FORMATS = ("nous", "qwen", "react")
 

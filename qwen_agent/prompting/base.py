@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from qwen_agent.messages import Message, ToolCall, ToolSchema
 
+__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser"]
+
 
 class ParsedReply(BaseModel):
     """What a raw model reply means: visible text, the calls to execute, and hidden reasoning."""

@@ -14,6 +14,8 @@ from typing import Any
 from qwen_agent.errors import QwenAgentError
 from qwen_agent.messages import ToolSchema
 
+__all__ = ["GrammarError", "argument_rules", "literal", "nous_grammar", "qwen_grammar", "react_grammar"]
+
 
 class GrammarError(QwenAgentError):
     """A grammar could not be built (llama-cpp-python missing, or a tool schema the converter cannot express)."""

@@ -24,7 +24,7 @@ from qwen_agent.prompting.spans import json_span_end, lenient_nesting_exceeds
 __all__ = ["MAX_DEPTH", "REPAIR_BUDGET", "REPAIR_FRAGMENT", "UNREADABLE", "RepairBudget", "Unreadable",
            "iter_json_values", "json_span_end", "loads_lenient", "repair"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Characters of one reply that json_repair may read, all fragments together, and of one fragment. json_repair is
 #: quadratic on some text (``["a", b"a", b"...]`` takes ~20 ms per kB squared), so both stay small: calls that need
@@ -110,7 +110,7 @@ def repair(text: str, budget: RepairBudget) -> Any:
     try:
         value = json_repair.repair_json(text, return_objects=True)
     except Exception:  # a heuristic parser; RecursionError, ValueError, anything: just "unreadable"
-        log.debug("json_repair failed on %r", text[:80], exc_info=True)
+        logger.debug("json_repair failed on %r", text[:80], exc_info=True)
         return UNREADABLE
     if value == "" or value is None:
         return UNREADABLE

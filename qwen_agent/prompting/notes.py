@@ -7,6 +7,8 @@ from typing import Any
 
 import jinja2
 
+__all__ = ["render_note"]
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("qwen_agent.prompting", "templates/notes"),
     autoescape=False,

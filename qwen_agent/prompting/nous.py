@@ -11,6 +11,8 @@ from qwen_agent.prompting.render import Draft, call_dicts, macros, non_text_part
 from qwen_agent.prompting.scan import Recognizer
 from qwen_agent.prompting.syntax import generic_recognizers, think_recognizers
 
+__all__ = ["NousFormat", "tool_dicts_openai"]
+
 _TEMPLATE = "nous.j2"
 
 

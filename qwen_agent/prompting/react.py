@@ -19,6 +19,8 @@ from qwen_agent.prompting.syntax import (
     think_recognizers,
 )
 
+__all__ = ["Action", "FinalAnswer", "ReActFormat", "Thought"]
+
 _ACTION_INPUT = "Action Input:"
 _MARKERS = ("Action:", "Final Answer:", "Thought:", "Observation:")
 # Where an Action Input that is not a JSON object ends: the next labelled line.

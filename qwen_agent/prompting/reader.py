@@ -16,6 +16,8 @@ from qwen_agent.prompting.base import ParsedReply, StreamDelta, StreamParser
 from qwen_agent.prompting.call_shapes import MAX_CALLS, MAX_ERRORS, Tools
 from qwen_agent.prompting.scan import Piece, Recognizer, Scanner
 
+__all__ = ["ReplyReader", "ScanStreamParser", "View", "assemble_plain", "join_reasoning"]
+
 
 @dataclass
 class View:

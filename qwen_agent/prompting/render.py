@@ -15,6 +15,18 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from qwen_agent.messages import ContentPart, Message, TextPart, ToolCall, ToolSchema
 
+__all__ = [
+    "Draft",
+    "call_dicts",
+    "default_system",
+    "macros",
+    "non_text_parts",
+    "parts_of",
+    "render_inline",
+    "text",
+    "tool_dicts",
+]
+
 _env = Environment(
     loader=PackageLoader("qwen_agent.prompting", "templates"),
     autoescape=False,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import bisect
 import re
 
+__all__ = ["SpanIndex", "json_span_end", "lenient_nesting_exceeds"]
+
 # Outside strings: a quote, a run of openers, a run of closers, or a backslash pair (whose second character is read
 # as usual: outside strings a backslash escapes nothing). A lone backslash can only end a text that still grows.
 _TOKEN = re.compile(r"""\\.|["']|[{\[]+|[}\]]+|\\""", re.DOTALL)

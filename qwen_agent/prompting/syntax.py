@@ -23,6 +23,22 @@ from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, load
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
 from qwen_agent.prompting.spans import json_span_end
 
+__all__ = [
+    "SOURCE_CHARS",
+    "BareJson",
+    "Dropped",
+    "Fence",
+    "OrphanThinkClose",
+    "Think",
+    "ToolCallTag",
+    "cut_off",
+    "generic_recognizers",
+    "read_arguments",
+    "read_call_body",
+    "skip_space",
+    "think_recognizers",
+]
+
 #: How much of a call's text error messages may quote from (they show a one-line snippet of it).
 SOURCE_CHARS = 1024
 

@@ -17,7 +17,9 @@ import numpy as np
 
 from qwen_agent.retrieval.errors import EmbeddingError
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MODEL", "Embedder", "SentenceTransformerEmbedder", "default_model_path"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -116,7 +118,7 @@ class SentenceTransformerEmbedder:
                     f"Could not load embedding model '{self._name}' ({type(exc).__name__}: {exc}). Nothing is "
                     "downloaded at run time: pass a local model directory, or the default all-MiniLM-L6-v2."
                 ) from exc
-            log.info("loaded embedding model %s (dim %d)", self._name, _dimension(self._model))
+            logger.info("loaded embedding model %s (dim %d)", self._name, _dimension(self._model))
             return self._model
 
     @property

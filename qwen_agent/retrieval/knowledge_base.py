@@ -25,7 +25,9 @@ from qwen_agent.retrieval.models import Chunk, FileError, Hit, IndexKind, IndexR
 from qwen_agent.retrieval.search import Reranker, reciprocal_rank_fusion
 from qwen_agent.retrieval.store import Store
 
-log = logging.getLogger(__name__)
+__all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
+
+logger = logging.getLogger(__name__)
 
 
 class KnowledgeBaseConfig(BaseModel):
@@ -175,7 +177,7 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - started
         self.last_report = report
         for err in report.errors:
-            log.warning("not indexed: %s", err.message)
+            logger.warning("not indexed: %s", err.message)
         return report
 
     def _prepare(self, file: FoundFile, record: Any, report: IndexReport) -> _Prepared | None:
@@ -291,7 +293,7 @@ class KnowledgeBase:
                 if len(vectors) != total:
                     raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
             except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
-                log.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
                 ids, matrix = self._store.all_vectors(dim)
                 vectors = VectorIndex.build(matrix, ids, dim, self.config.index_kind)
             try:
@@ -299,7 +301,7 @@ class KnowledgeBase:
                 if len(bm25) != total:
                     raise StoreError(f"BM25 index holds {len(bm25)} chunks, store has {total}")
             except Exception as exc:  # noqa: BLE001
-                log.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                logger.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
                 chunk_ids, token_lists = self._store.all_tokens()
                 bm25 = BM25Index.build(token_lists, chunk_ids)
             self._vectors, self._bm25, self._loaded_gen = vectors, bm25, gen

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["Chunk", "FileError", "Hit", "IndexKind", "IndexReport", "SearchMode", "Section", "make_citation"]
+
 SearchMode = Literal["hybrid", "vector", "bm25"]
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 

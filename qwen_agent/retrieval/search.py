@@ -8,7 +8,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-log = logging.getLogger(__name__)
+__all__ = ["RRF_K", "CrossEncoderReranker", "Reranker", "reciprocal_rank_fusion"]
+
+logger = logging.getLogger(__name__)
 
 RRF_K = 60
 

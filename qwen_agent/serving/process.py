@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["GroupProcess", "cpu_list", "free_port", "group_members", "log_tail"]
 
@@ -81,7 +81,7 @@ def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        log.warning("process group %d did not stop within %.0f s of SIGTERM; killing it", pgid, grace)
+        logger.warning("process group %d did not stop within %.0f s of SIGTERM; killing it", pgid, grace)
     # Workers may outlive a leader that exited on SIGTERM; SIGKILL reaches them through the group.
     deadline = time.monotonic() + max(grace, 1.0)
     while True:
@@ -98,7 +98,7 @@ def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
         if not group_members(pgid):
             break
         if time.monotonic() > deadline:
-            log.error("process group %d survives SIGKILL (stuck in the kernel?)", pgid)
+            logger.error("process group %d survives SIGKILL (stuck in the kernel?)", pgid)
             break
         time.sleep(0.05)
 

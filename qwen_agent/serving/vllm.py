@@ -33,7 +33,7 @@ from qwen_agent.serving.venv import ensure_vllm_venv, server_env_base
 
 __all__ = ["VLLMServer", "main"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 #: vLLM's CPU build needs a few tens of seconds to load and warm up even a 0.5B model; a cold disk adds more.
@@ -166,7 +166,7 @@ class VLLMServer:
         self.python = Path(python)
         if self.requested_port == 0:
             self.port = free_port(self.host)
-        log.info("starting vLLM for %s on %s (log: %s)", self.model_dir, self.base_url, self.log_path)
+        logger.info("starting vLLM for %s on %s (log: %s)", self.model_dir, self.base_url, self.log_path)
         # cwd: a neutral folder, so a local `vllm/` directory cannot shadow the installed package.
         self._process = GroupProcess(self.command(self.python), env=self.environment(), log_path=self.log_path,
                                      cwd=Path(tempfile.gettempdir()), grace=self.stop_grace)
@@ -199,7 +199,7 @@ class VLLMServer:
 
     def _ready(self) -> None:
         self.startup_seconds = time.monotonic() - self._started_at
-        log.info("vLLM ready at %s after %.1f s", self.base_url, self.startup_seconds)
+        logger.info("vLLM ready at %s after %.1f s", self.base_url, self.startup_seconds)
 
     def start(self) -> Self:
         """Start the server and block until ``/health`` answers 200 and ``/v1/models`` lists the model."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["RecordedRequest", "ScriptedReply", "ScriptedToolCall"]
+
 
 class ScriptedToolCall(BaseModel):
     """A native tool call the scripted model returns in ``tool_calls``."""

@@ -29,7 +29,9 @@ import h11
 
 from qwen_agent.testing.script import RecordedRequest, ScriptedReply
 
-log = logging.getLogger(__name__)
+__all__ = ["Responder", "ScriptedServer"]
+
+logger = logging.getLogger(__name__)
 
 Responder = Callable[[dict[str, Any]], ScriptedReply]
 
@@ -116,7 +118,7 @@ class ScriptedServer:
         ready.wait(10)
         if errors:
             raise errors[0]
-        log.debug("scripted server listening on %s", self.base_url)
+        logger.debug("scripted server listening on %s", self.base_url)
         return self
 
     def stop(self) -> None:

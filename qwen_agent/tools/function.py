@@ -19,6 +19,8 @@ from pydantic.fields import FieldInfo
 from qwen_agent.tools.base import _UNSET, Tool
 from qwen_agent.tools.errors import ToolDefinitionError
 
+__all__ = ["FunctionTool", "as_tool", "build_args_model", "tool"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Extra keys are ignored, not rejected: small models often add a spurious key (e.g. a copied "description"), and

@@ -22,6 +22,8 @@ from qwen_agent.tools.errors import DuplicateToolError, ToolArgumentsError, Tool
 from qwen_agent.tools.function import as_tool
 from qwen_agent.tools.output import ToolOutput
 
+__all__ = ["ToolLike", "Toolbox"]
+
 logger = logging.getLogger(__name__)
 
 ToolLike = Tool | Callable[..., Any] | str

@@ -17,6 +17,17 @@ from typing import Any
 from qwen_agent.llm.backends.local import continuation_text
 from qwen_agent.llm.errors import ModelError, ModelRequestError
 
+__all__ = [
+    "CallStats",
+    "chat_prompt",
+    "checked_grammar",
+    "continuation_prompt",
+    "import_llama_cpp",
+    "load_llama",
+    "metered_llama_class",
+    "perf_counters",
+]
+
 _load_patch_lock = threading.Lock()
 
 

@@ -52,7 +52,9 @@ from qwen_agent.llm.errors import (
 from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_TIMEOUT", "OpenAICompatible"]
+
+logger = logging.getLogger(__name__)
 
 #: Generation on CPU can take minutes; connecting to a local server should not.
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0, write=30.0, pool=30.0)
@@ -199,7 +201,7 @@ class OpenAICompatible(ChatModel):
 
     async def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
         delay = self.backoff.delay(attempt, retry_after)
-        log.info("%s: %s; retry %d/%d in %.2f s", self.base_url, why, attempt + 1, self.max_retries, delay)
+        logger.info("%s: %s; retry %d/%d in %.2f s", self.base_url, why, attempt + 1, self.max_retries, delay)
         await asyncio.sleep(delay)
 
     async def _status_error(self, response: httpx.Response, url: str, attempts: int,
@@ -242,7 +244,7 @@ class OpenAICompatible(ChatModel):
         except (ModelRequestError, ModelProtocolError, ValueError):
             payload = None  # no /models endpoint: a plain OpenAI-style server
         self._info = ServerInfo.from_models(payload, self.model, forced)
-        log.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
+        logger.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
         return self._info
 
     async def capabilities(self) -> Capabilities:

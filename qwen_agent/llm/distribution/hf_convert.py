@@ -46,7 +46,7 @@ __all__ = [
     "verify_hf_model",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "qwen-agent-manifest.json"
 #: Bumped when the folder layout or the conversion changes, so folders made by an older version are redone.
@@ -164,15 +164,15 @@ def _folder_ok(folder: Path, source_sha256: str, *, full: bool = False,
         try:
             st = path.stat()
         except OSError:
-            log.warning("converted model: %s is missing", path)
+            logger.warning("converted model: %s is missing", path)
             return False
         if st.st_size != want.size:
-            log.warning("converted model: %s has %d bytes, expected %d", path, st.st_size, want.size)
+            logger.warning("converted model: %s has %d bytes, expected %d", path, st.st_size, want.size)
             return False
         if not full and st.st_mtime_ns == want.mtime_ns:
             continue
         if _sha256(path, progress) != want.sha256:
-            log.warning("converted model: %s does not match its sha256", path)
+            logger.warning("converted model: %s does not match its sha256", path)
             return False
         if want.mtime_ns != st.st_mtime_ns:
             want.mtime_ns = st.st_mtime_ns
@@ -210,7 +210,7 @@ def ensure_hf_model(name: str | CatalogueEntry = DEFAULT_MODEL, *, progress: Con
             _publish(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log.info("converted %s to %s in %.1fs", entry.name, folder, time.perf_counter() - start)
+        logger.info("converted %s to %s in %.1fs", entry.name, folder, time.perf_counter() - start)
         return folder
 
 

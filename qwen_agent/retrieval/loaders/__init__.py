@@ -8,6 +8,8 @@ from pathlib import Path
 from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["SUPPORTED_SUFFIXES", "Loader", "is_supported", "load_document"]
+
 Loader = Callable[[Path], list[Section]]
 
 

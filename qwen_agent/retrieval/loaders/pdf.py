@@ -7,6 +7,8 @@ from pathlib import Path
 from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["load_pdf"]
+
 
 def load_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader

@@ -29,6 +29,17 @@ from qwen_agent.tools.code_interpreter.bwrap import SANDBOX_CONNECTION_FILE, SAN
 from qwen_agent.tools.code_interpreter.sandbox import SandboxDirs, write_identity_files
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "PORTS",
+    "SOCKET_NAMES",
+    "UNDECODABLE",
+    "Channel",
+    "StartFiles",
+    "pin_sockets",
+    "prepare_start",
+    "sockets_ready",
+]
+
 PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 SOCKET_NAMES = [f"k-{port}" for port in PORTS.values()]
 # what jupyter-client raises for a message it cannot decode or verify: the sandbox sent it, so it is dropped

@@ -19,6 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+__all__ = [
+    "UnsafePathError",
+    "copy_tree",
+    "create_new",
+    "open_regular",
+    "opened_dir",
+    "parent_dir",
+    "read_bytes",
+    "relative_parts",
+    "usage",
+    "walk",
+    "write_atomic",
+]
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

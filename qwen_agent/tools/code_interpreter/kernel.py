@@ -31,6 +31,8 @@ from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig, SandboxedPr
 from qwen_agent.tools.code_interpreter.volume import WorkVolume
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = ["INTERRUPT_GRACE_S", "PRELOAD", "STATE_LOST", "Kernel"]
+
 logger = logging.getLogger(__name__)
 
 PRELOAD = "import numpy as np, pandas as pd, matplotlib\nimport matplotlib.pyplot as plt\n"

@@ -11,6 +11,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from qwen_agent.tools.code_interpreter.result import ExecutionResult
 
+__all__ = ["NotebookRecorder"]
+
 
 class NotebookRecorder:
     """Remembers each executed cell and its outputs, in order, so the session can be replayed in Jupyter."""

@@ -18,6 +18,8 @@ from qwen_agent.sync import background_loop
 from qwen_agent.tools.code_interpreter.kernel import Kernel
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig
 
+__all__ = ["KernelPool"]
+
 logger = logging.getLogger(__name__)
 
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+__all__ = ["ErrorInfo", "ExecutionResult", "OutputCollector", "Status"]
+
 Status = Literal["ok", "error", "timeout", "died"]
 
 

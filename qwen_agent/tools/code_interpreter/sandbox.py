@@ -47,6 +47,18 @@ from qwen_agent.tools.code_interpreter.cgroup import SandboxCgroup, prefer_oom_k
 from qwen_agent.tools.code_interpreter.seccomp import filter_fd
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "LAUNCHER",
+    "SandboxConfig",
+    "SandboxDirs",
+    "SandboxLimits",
+    "SandboxedProcess",
+    "rlimits",
+    "sandbox_env",
+    "spawn",
+    "write_identity_files",
+]
+
 logger = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024

@@ -19,6 +19,16 @@ import os
 
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "CLONE_NAMESPACE_FLAGS",
+    "DENIED",
+    "DENIED_IOCTLS",
+    "PERSONALITY_QUERY",
+    "compile_filter",
+    "describe_policy",
+    "filter_fd",
+]
+
 # Refused outright. Grouped by what they would give an attacker.
 DENIED: dict[str, tuple[str, ...]] = {
     "namespaces and mounts": (
