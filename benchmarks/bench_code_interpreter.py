@@ -60,7 +60,7 @@ async def tool_round_trips(rounds: int) -> list[float]:
             times.append(time.perf_counter() - t0)
         assert out.text == "1", out.text
     work_dir = tool.work_dir
-    await tool.close()
+    await tool.aclose()
     shutil.rmtree(work_dir, ignore_errors=True)
     return times
 

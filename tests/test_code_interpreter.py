@@ -39,7 +39,7 @@ def tool(tmp_path_factory):
     t = CodeInterpreter([csv], exec_timeout=3.0, work_dir=tmp_path_factory.mktemp("work"))
     run_sync(t.ensure_started())
     yield t
-    run_sync(t.close())
+    t.close()
 
 
 async def run(t: CodeInterpreter, code: str):
@@ -232,4 +232,4 @@ async def test_sandbox_none_runs_unsandboxed_and_warns(caplog, tmp_path):
         out = await t.execute({"code": "import os; os.getuid()"})
         assert out.text == str(os.getuid())
     finally:
-        await t.close()
+        await t.aclose()

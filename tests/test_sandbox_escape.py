@@ -384,7 +384,7 @@ os._exit(1)""")
         assert isinstance(plant, ToolOutput) and plant.data["status"] == "died" and plant.data["restarted"], plant
         assert isinstance(after, ToolOutput) and after.data["stdout"] == "1000\n", after
     finally:
-        await tool.close()
+        await tool.aclose()
     assert (sorted(os.listdir(venv_site)), sorted(os.listdir("/usr/lib"))) == before
 
 

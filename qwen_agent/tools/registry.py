@@ -142,7 +142,7 @@ class Toolbox:
 
     async def aclose(self) -> None:
         """Close every tool; one failing to close does not stop the others (failures are logged)."""
-        results = await asyncio.gather(*(t.close() for t in self._tools.values()), return_exceptions=True)
+        results = await asyncio.gather(*(t.aclose() for t in self._tools.values()), return_exceptions=True)
         for t, res in zip(self._tools.values(), results, strict=True):
             if isinstance(res, BaseException):
                 logger.warning("closing tool %s failed: %r", t.name, res)

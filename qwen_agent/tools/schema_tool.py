@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from qwen_agent.messages import ToolSchema
-from qwen_agent.tools.base import Tool, clean_schema
+from qwen_agent.tools.base import Tool
+from qwen_agent.tools.schemas import clean_schema
 
 _SIMPLE: dict[str, Any] = {
     "string": str,
