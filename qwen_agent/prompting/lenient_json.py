@@ -27,9 +27,9 @@ __all__ = ["MAX_DEPTH", "REPAIR_BUDGET", "REPAIR_FRAGMENT", "UNREADABLE", "Repai
 logger = logging.getLogger(__name__)
 
 #: Characters of one reply that json_repair may read, all fragments together, and of one fragment. json_repair is
-#: quadratic on some text (``["a", b"a", b"...]`` takes ~20 ms per kB squared), so both stay small: calls that need
-#: repair are small (the largest in the raw-output corpus is 185 characters), and a larger call must be valid JSON,
-#: which json.loads reads at any size. Worst case: about 40 ms of json_repair per reply.
+#: quadratic on some text (``["a", b"a", b"...]``), so both stay small: calls that need repair are small (the largest
+#: in the raw-output corpus is 185 characters), and a larger call must be valid JSON, which json.loads reads at any
+#: size. ``benchmarks/bench_parser_adversarial.py`` measures the worst case per reply.
 REPAIR_BUDGET = 2048
 REPAIR_FRAGMENT = 1024
 

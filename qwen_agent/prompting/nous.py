@@ -7,7 +7,8 @@ from qwen_agent.prompting.base import FunctionFormat
 from qwen_agent.prompting.call_shapes import Tools
 from qwen_agent.prompting.grammar import nous_grammar
 from qwen_agent.prompting.reader import ReplyReader
-from qwen_agent.prompting.render import Draft, call_dicts, macros, non_text_parts, parts_of, text, tool_dicts
+from qwen_agent.prompting.jinja import macros
+from qwen_agent.prompting.render import Draft, call_dicts, non_text_parts, parts_of, text, tool_dicts
 from qwen_agent.prompting.scan import Recognizer
 from qwen_agent.prompting.syntax import generic_recognizers, think_recognizers
 

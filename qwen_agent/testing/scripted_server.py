@@ -1,8 +1,8 @@
 """A small real OpenAI-compatible HTTP server on 127.0.0.1 that replays scripted replies: a test double of the model.
 
 It speaks enough of the chat-completions protocol (JSON and SSE streaming, ``GET /models``, bearer auth, OpenAI
-error bodies) for protocol and fault tests, and it is fast (raw asyncio + h11 on its own thread, ~0.1 ms of server
-time per request) so benchmarks can measure the framework's own per-step overhead against it.
+error bodies) for protocol and fault tests, and it is fast (raw asyncio + h11 on its own thread, a small fraction of
+a millisecond per request) so benchmarks can measure the framework's own per-step overhead against it.
 
     with ScriptedServer() as server:
         server.script(ScriptedReply.text("Hello"), ScriptedReply.fail(503), ScriptedReply.call("add", {"a": 1}))

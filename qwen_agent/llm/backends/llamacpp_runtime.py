@@ -36,7 +36,7 @@ def import_llama_cpp() -> ModuleType:
 
     llama.cpp's CPU backend runs its threads through OpenMP, whose workers spin while waiting at the hundreds of
     barriers of each token. When the cores are shared (CI, a laptop compiling, a sandboxed kernel running),
-    spinning threads starve each other: on 2 busy cores one reply took 97 s spinning and 6 s sleeping. libgomp
+    spinning threads starve each other (on 2 busy cores a reply took many times longer spinning than sleeping). libgomp
     reads OMP_WAIT_POLICY once, when llama_cpp loads it; the variable is set only for that moment (a user's own
     value wins) so other OpenMP libraries loaded later (torch) keep their defaults.
     """

@@ -6,7 +6,8 @@ module only talks HTTP: it builds the request, streams SSE through httpx-sse, me
 what is safe to retry and turns every failure into a typed `ModelError` that says what to check.
 
 One ``httpx.AsyncClient`` is kept per instance *and event loop* and reused for every request, so consecutive agent
-steps ride the same keep-alive connection (the official Qwen-Agent builds a new client per call, ~22 ms a step).
+steps ride the same keep-alive connection (the official Qwen-Agent builds a new client per call, which dominates its
+per-step overhead; ``benchmarks/bench_agent_overhead.py`` measures ours).
 A client is bound to the loop that created it, so a new loop (``asyncio.run`` twice, or the sync wrappers'
 background loop next to the caller's) gets its own client.
 """

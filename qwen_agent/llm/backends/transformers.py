@@ -47,9 +47,8 @@ class Transformers(LocalModel[tuple[Any, Any]]):
     its GGUF once), a hub id (downloading it is up to the user's hub settings), or None for the default model.
 
     ``dtype=None`` picks float32 on the CPU and the folder's own dtype when ``device_map`` places the model on an
-    accelerator: on a 2-core AVX-512 CPU the 0.5B model decoded ~8.9 tok/s in float32 against 0.9 (2 threads) to
-    3.5 (1 thread) in bfloat16, whose CPU matmuls are slow for a model this small. float32 costs twice the
-    memory (RSS ~2.9 GB against ~1.5 GB for the 0.5B).
+    accelerator: on a CPU, bfloat16 matmuls are slow for a model this small, and the 0.5B model decoded several times
+    faster in float32 (``benchmarks/bench_backends.py``). float32 costs twice the memory.
     """
 
     engine = "transformers"

@@ -144,7 +144,7 @@ def verify_hf_model(name: str = DEFAULT_MODEL, *, cache_dir: Path | str | None =
     """True when the converted folder is complete and every file matches its manifest entry.
 
     A file whose size and mtime are those recorded when it was last hashed is trusted without re-hashing (the
-    1.3 GB safetensors of the 0.5B model takes ~1-4 s to hash); ``full=True`` re-hashes everything. An ordinary
+    safetensors of even the 0.5B model take seconds to hash); ``full=True`` re-hashes everything. An ordinary
     edit changes a file's mtime and is caught by the quick check; one that puts the old mtime back needs
     ``full=True``. A folder made from another GGUF (the catalogue's
     sha256 changed) or by an older conversion format is reported as not valid.
@@ -329,7 +329,7 @@ def _set_stop_tokens(model: Any, tokenizer: Any) -> None:
 
 
 def _gguf_chat_template(gguf_path: Path) -> str | None:
-    """The GGUF's own chat template, read by llama.cpp (vocab only: ~0.3 s, where gguf's reader takes ~10 s)."""
+    """The GGUF's own chat template, read by llama.cpp (vocab only: far faster than gguf's own reader)."""
     from qwen_agent.llm.backends.llamacpp_runtime import load_llama
 
     llm = load_llama(gguf_path, extra_buffer_types=False, vocab_only=True, n_ctx=256, verbose=False)
