@@ -154,8 +154,9 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
             good = not calls
         else:
             parseable += bool(calls)
-            good = bool(calls) and calls[0].name == want and schema_valid(by_name[want].parameters, calls[0].arguments) \
-                and args_match(calls[0].arguments, task["expected_args"])
+            good = (bool(calls) and calls[0].name == want
+                    and schema_valid(by_name[want].parameters, calls[0].arguments)
+                    and args_match(calls[0].arguments, task["expected_args"]))
         ok += good and result.stop_reason == "answer"
     return {"ok": ok, "parseable": parseable, "p50_step": statistics.median(step_latencies),
             "tok_s": completion / wall if wall else 0.0, "steps": steps}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -79,7 +79,7 @@ class FilePart(_Open):
     file: FileRef
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart, FilePart], Field(discriminator="type")]
+ContentPart = Annotated[TextPart | ImagePart | FilePart, Field(discriminator="type")]
 
 
 class FunctionCall(_Open):
@@ -234,8 +234,8 @@ class ToolSchema(_Open):
         return cls.model_validate(dict(fn))
 
 
-MessageLike = Union[Message, Mapping[str, Any]]
-ToolSchemaLike = Union[ToolSchema, Mapping[str, Any]]
+MessageLike = Message | Mapping[str, Any]
+ToolSchemaLike = ToolSchema | Mapping[str, Any]
 
 
 def as_messages(messages: Iterable[MessageLike] | str) -> list[Message]:

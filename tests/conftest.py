@@ -41,8 +41,8 @@ def embedded_model_path():
 @pytest.fixture(scope="session")
 def embedded_model(embedded_model_path) -> Iterator[object]:
     """One shared LlamaCpp instance (temperature 0) for the end-to-end tests."""
-    from qwen_agent.llm.base import SamplingParams
     from qwen_agent.llm.backends.llamacpp import LlamaCpp
+    from qwen_agent.llm.base import SamplingParams
     from qwen_agent.sync import run_sync
 
     model = LlamaCpp(embedded_model_path, n_ctx=4096, params=SamplingParams(temperature=0.0, seed=0, max_tokens=256))
@@ -62,8 +62,8 @@ def hf_folder(embedded_model_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def hf_model(hf_folder: Path) -> Iterator[object]:
     """One `Transformers` on the converted folder (CPU, default dtype), greedy, loaded once."""
-    from qwen_agent.llm.base import SamplingParams
     from qwen_agent.llm.backends.transformers import Transformers
+    from qwen_agent.llm.base import SamplingParams
     from qwen_agent.sync import run_sync
 
     model = Transformers(hf_folder, params=SamplingParams(temperature=0.0, seed=0, max_tokens=96))

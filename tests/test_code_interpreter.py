@@ -54,8 +54,8 @@ async def test_state_persists_and_result_is_the_last_value(tool):
 
 
 async def test_stdout_stderr_and_display_are_captured(tool):
-    code = "import sys\nfrom IPython.display import display, Markdown\nprint('out!')\nprint('err!', file=sys.stderr)\n" \
-           "display(Markdown('**md**'))\n'value'"
+    code = ("import sys\nfrom IPython.display import display, Markdown\nprint('out!')\n"
+            "print('err!', file=sys.stderr)\ndisplay(Markdown('**md**'))\n'value'")
     out = await run(tool, code)
     assert out.data["stdout"] == "out!\n" and out.data["stderr"] == "err!\n"
     assert "out!" in out.text and "[stderr]\nerr!" in out.text and "**md**" in out.text and "'value'" in out.text
@@ -160,7 +160,7 @@ async def test_close_leaves_no_processes(tmp_path):
     procs = [root, *root.children(recursive=True)]
     assert len(procs) >= 2  # bwrap, its init, the kernel
     await k.shutdown()
-    gone, alive = psutil.wait_procs(procs, timeout=5)
+    _gone, alive = psutil.wait_procs(procs, timeout=5)
     assert not alive
 
 

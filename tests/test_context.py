@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from support_scripted import scripted_server
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.context import fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ContextLengthError
-from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 

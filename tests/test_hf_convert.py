@@ -70,7 +70,7 @@ def test_tokenizer_ids_and_chat_template_match_the_gguf(hf_folder: Path, embedde
     # The same check the conversion runs: it passes here, and fails on a tokenizer that differs by one token.
     check_tokenizer(tokenizer, embedded_model_path)
     tokenizer.add_tokens(["Paris"])
-    with pytest.raises(ConversionError, match="disagrees with llama.cpp"):
+    with pytest.raises(ConversionError, match=r"disagrees with llama.cpp"):
         check_tokenizer(tokenizer, embedded_model_path, samples=("The capital of France is Paris.",))
 
 

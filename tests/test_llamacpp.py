@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.errors import ModelError, ModelNotFoundError, ModelRequestError
 from qwen_agent.llm.backends.llamacpp import LlamaCpp
+from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.distribution.store import default_model_path
+from qwen_agent.llm.errors import ModelError, ModelNotFoundError, ModelRequestError
 from qwen_agent.messages import ImagePart, ImageURL, Message, TextPart
 
 pytestmark = pytest.mark.model

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from qwen_agent.llm.errors import ModelConnectionError, ModelNotFoundError
 from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.errors import ModelConnectionError, ModelNotFoundError
 from qwen_agent.llm.spec import ModelSpec, ModelSpecError, load_model
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
@@ -85,7 +85,8 @@ def test_the_cli_takes_a_spec() -> None:
     with ScriptedServer(models=["qwen-test"]) as srv:
         srv.script(ScriptedReply.text("pong"))
         proc = subprocess.run([sys.executable, "-m", "qwen_agent.cli", "run", "ping", "--model",
-                               f"openai:{srv.base_url}#qwen-test"], capture_output=True, text=True, timeout=120, check=False)
+                               f"openai:{srv.base_url}#qwen-test"],
+                              capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         assert "pong" in proc.stdout
         assert srv.chat_requests[-1].body["model"] == "qwen-test"

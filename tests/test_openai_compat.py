@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from support_scripted import TIME, WEATHER, make_model, scripted_server
 
-from qwen_agent.llm.base import ChatResponse, FunctionCalling, SamplingParams
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.base import ChatResponse, FunctionCalling, SamplingParams
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer, ScriptedToolCall
 
@@ -159,7 +159,8 @@ async def test_native_mode_falls_back_to_parsing_a_bare_json_call(server: Script
 
 
 async def test_prompted_mode_sends_no_tools_field_and_describes_tools_in_system(server: ScriptedServer) -> None:
-    server.script(ScriptedReply.text('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Kyiv"}}\n</tool_call>'))
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Kyiv"}}\n</tool_call>'
+    server.script(ScriptedReply.text(call))
     async with make_model(server) as model:  # prompted is the default mode
         response = await model.achat([Message.user("Weather in Kyiv?")], [WEATHER])
     body = server.chat_requests[0].body

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from support_scripted import FAST_BACKOFF, closed_port, make_model, scripted_server
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff, parse_retry_after
 from qwen_agent.llm.errors import (
     ContextLengthError,
     ModelAuthError,
@@ -20,8 +22,6 @@ from qwen_agent.llm.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from qwen_agent.llm.backends.openai_compat import OpenAICompatible
-from qwen_agent.llm.backends.openai_retry import Backoff, parse_retry_after
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
 
@@ -106,7 +106,7 @@ async def test_401_is_an_auth_error(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ScriptedServer(api_key="sk-right") as srv:
         srv.script(ScriptedReply.text("welcome"))
         async with OpenAICompatible(srv.base_url, "scripted-model", api_key="sk-wrong", backoff=FAST_BACKOFF) as bad:
-            with pytest.raises(ModelAuthError, match="Incorrect API key.*QWEN_AGENT_API_KEY"):
+            with pytest.raises(ModelAuthError, match=r"Incorrect API key.*QWEN_AGENT_API_KEY"):
                 await bad.achat("Hi")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
         async with OpenAICompatible(srv.base_url, "scripted-model") as good:
@@ -141,7 +141,7 @@ async def test_read_timeout_is_a_timeout_error(server: ScriptedServer, stream: b
     server.script(ScriptedReply.text("too late", delay=2.0))
     timeout = httpx.Timeout(5.0, read=0.2)
     async with make_model(server, timeout=timeout) as model:
-        with pytest.raises(ModelTimeoutError, match="0.2 s"):
+        with pytest.raises(ModelTimeoutError, match=r"0.2 s"):
             await stream_text(model, []) if stream else await model.achat("Hi")
     assert len(server.chat_requests) == 1  # a read timeout is not retried
 
@@ -174,7 +174,7 @@ async def test_stream_ended_without_done_or_finish_reason(server: ScriptedServer
 async def test_invalid_json_body_is_a_protocol_error(server: ScriptedServer) -> None:
     server.script(ScriptedReply(body="<html>502 Bad Gateway</html>"))
     async with make_model(server) as model:
-        with pytest.raises(ModelProtocolError, match="not JSON.*Bad Gateway"):
+        with pytest.raises(ModelProtocolError, match=r"not JSON.*Bad Gateway"):
             await model.achat("Hi")
 
 

@@ -27,8 +27,7 @@ async def test_one_tcp_connection_across_many_requests(server: ScriptedServer) -
         for _ in range(5):
             assert (await model.achat("Hi")).text == "ok"
         for _ in range(2):
-            async for delta in model.astream("Hi"):
-                pass
+            delta = [d async for d in model.astream("Hi")][-1]
             assert delta.response is not None and delta.response.text == "ok"
     assert len(server.chat_requests) == 7
     assert server.connections == 1

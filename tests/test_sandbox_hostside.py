@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from qwen_agent.sync import run_sync
-from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig
-from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, hostfs
 from qwen_agent.tools.output import ToolOutput
 
 HOST_TEXT = "host only: must never change or leak"

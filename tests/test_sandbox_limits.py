@@ -12,8 +12,7 @@ import time
 import psutil
 import pytest
 
-from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, SandboxLimits
-from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, SandboxLimits, hostfs
 from qwen_agent.tools.output import ToolOutput
 
 _MiB = 1024 * 1024

@@ -34,7 +34,7 @@ def box() -> Toolbox:
         ("round(pi, 3)", 3.142),
         ("factorial(10)", 3628800),
         ("log(e)", 1.0),
-        ("12 × 3 ÷ 4", 9.0),  # noqa: RUF001
+        ("12 × 3 ÷ 4", 9.0),
     ],
 )
 def test_calculator_arithmetic(expression: str, expected: float) -> None:

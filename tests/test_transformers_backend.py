@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from qwen_agent.agents import Agent, ToolCallFinished
-from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.errors import ModelNotFoundError
 from qwen_agent.llm.backends.hf_generation import StopCutter, prompt_ids
 from qwen_agent.llm.backends.transformers import Transformers
+from qwen_agent.llm.base import FunctionCalling, SamplingParams
+from qwen_agent.llm.errors import ModelNotFoundError
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
-
 
 QUESTION = "What is the capital of France?"
 
@@ -52,7 +51,7 @@ def test_missing_folder_and_non_model_folder_raise_model_not_found(tmp_path: Pat
     with pytest.raises(ModelNotFoundError, match="no Hugging Face model folder"):
         Transformers(tmp_path / "absent").load()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config.json"):
         Transformers(tmp_path / "empty").load()
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from qwen_agent.agents import Agent
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
 from qwen_agent.llm.errors import ContextLengthError
-from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
 

@@ -19,8 +19,8 @@ import psutil
 import pytest
 from filelock import FileLock
 
-from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.base import SamplingParams
 from qwen_agent.serving.errors import ServerStartError, VenvInstallError
 from qwen_agent.serving.process import GroupProcess, cpu_list, free_port, group_members
 from qwen_agent.serving.venv import (
@@ -255,7 +255,7 @@ def test_kv_cache_size_must_be_whole_gib(tmp_path: Path) -> None:
 
 def test_folder_without_config_is_refused_before_spawning(tmp_path: Path) -> None:
     srv = VLLMServer(tmp_path, "x", python=sys.executable)
-    with pytest.raises(ServerStartError, match="no config.json"):
+    with pytest.raises(ServerStartError, match=r"no config.json"):
         srv.start()
     assert srv.pid is None
 

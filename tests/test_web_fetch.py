@@ -169,7 +169,7 @@ async def test_size_limit_cuts_the_body(server: str) -> None:
 async def test_time_limit(server: str) -> None:
     tool, _ = make_tool(timeout_s=0.5)
     t0 = time.perf_counter()
-    with pytest.raises(WebFetchError, match="0.5 s|timed out"):
+    with pytest.raises(WebFetchError, match=r"0.5 s|timed out"):
         await tool.fetch(f"{server}/slow")
     assert time.perf_counter() - t0 < 1.8
     await tool.aclose()
@@ -187,7 +187,7 @@ async def test_redirect_limit(server: str) -> None:
 
 async def test_redirect_from_local_server_to_private_address_refused(server: str) -> None:
     tool, inner = make_tool()
-    with pytest.raises(BlockedURLError, match="10.20.30.40"):
+    with pytest.raises(BlockedURLError, match=r"10.20.30.40"):
         await tool.fetch(f"{server}/to-private")
     assert inner.refused == []  # the guard stopped it; the recorder never even saw it
     await tool.aclose()
@@ -241,7 +241,7 @@ async def test_an_allowed_odd_form_connects_to_exactly_the_checked_address(serve
     tool, inner = make_tool(policy=AddressPolicy(allow_networks=("127.0.0.1/32",)))
     port = server.rsplit(":", 1)[1]
     page = await tool.fetch(f"http://0x7f.1:{port}/notes.txt")
-    assert page.text.startswith("line one") and SEEN == [("/notes.txt", f"0x7f.1:{port}")]
+    assert page.text.startswith("line one") and [("/notes.txt", f"0x7f.1:{port}")] == SEEN
     page = await tool.fetch(f"{server}/to/hex")  # a redirect to the same address in another spelling
     assert page.final_url == f"http://0x7f.1:{port}/notes.txt" and inner.refused == []
     await tool.aclose()

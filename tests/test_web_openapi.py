@@ -453,7 +453,7 @@ async def test_loopback_base_url_needs_an_explicit_allow(servers: Servers) -> No
     servers.clear()
     for base in (servers.api, servers.api.replace("127.0.0.1", "0x7f.1"), "http://10.0.0.5/",
                  "http://[::ffff:127.0.0.1]:1/", "http://[fe80::1%25eth0]/"):
-        with pytest.raises(ToolDefinitionError, match="Refused.*(allow_networks|trust_base_url)"):
+        with pytest.raises(ToolDefinitionError, match=r"Refused.*(allow_networks|trust_base_url)"):
             tools_from_openapi(ORDERS, base_url=base)
     with pytest.raises(ToolDefinitionError, match="OpenAPIAuth"):
         tools_from_openapi(ORDERS, base_url=servers.api.replace("//", "//u:pw@"), policy=LOOPBACK_ONLY)

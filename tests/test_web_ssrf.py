@@ -156,7 +156,7 @@ async def test_dns_name_resolving_to_a_private_address_is_refused(answer: list[s
     inner = Recorder()
     resolver = StaticResolver({"innocent.example.com": answer})
     async with httpx.AsyncClient(transport=GuardedTransport(resolver=resolver, inner=inner)) as client:
-        with pytest.raises(BlockedURLError, match="innocent.example.com resolves to"):
+        with pytest.raises(BlockedURLError, match=r"innocent.example.com resolves to"):
             await client.get("http://innocent.example.com/")
     assert inner.requests == []
 
@@ -194,7 +194,7 @@ async def test_redirect_to_a_name_resolving_privately_is_refused() -> None:
     inner = Redirecting()
     resolver = StaticResolver({"public.example.com": ["93.184.215.14"], "rebind.example.net": ["10.0.0.2"]})
     tool = WebFetch(resolver=resolver, inner_transport=inner)
-    with pytest.raises(BlockedURLError, match="rebind.example.net resolves to 10.0.0.2"):
+    with pytest.raises(BlockedURLError, match=r"rebind.example.net resolves to 10.0.0.2"):
         await tool.fetch("http://public.example.com/")
     assert len(inner.requests) == 1
     await tool.aclose()
@@ -277,7 +277,7 @@ def test_numeric_hosts_are_read_as_the_c_resolver_reads_them(host: str) -> None:
     from qwen_agent.tools.web.addresses import host_literal
 
     # AI_NUMERICHOST: the C library parses the literal itself and never sends a DNS query.
-    family, *_rest, sockaddr = socket.getaddrinfo(host, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)[0]
+    _family, *_rest, sockaddr = socket.getaddrinfo(host, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)[0]
     assert host_literal(host) == ipaddress.ip_address(sockaddr[0])
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Self
 
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
@@ -146,13 +147,13 @@ class Agent:
     def close(self) -> None:
         run_sync(self.aclose())
 
-    async def __aenter__(self) -> Agent:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -185,7 +186,7 @@ class Agent:
         finally:
             for task in tasks:
                 task.cancel()
-        for call, output in zip(calls, outputs):
+        for call, output in zip(calls, outputs, strict=True):
             assert output is not None
             transcript.append(output.to_message(call))
 

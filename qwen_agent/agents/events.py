@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -70,7 +70,7 @@ class FinalAnswer(BaseModel):
 
 
 AgentEvent = Annotated[
-    Union[TextDelta, ReasoningDelta, ToolCallStarted, ToolCallFinished, StepFinished, FinalAnswer],
+    TextDelta | ReasoningDelta | ToolCallStarted | ToolCallFinished | StepFinished | FinalAnswer,
     Field(discriminator="type"),
 ]
 

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("\n[dim]interrupted[/]")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI reports typed errors as one readable line
+    except Exception as exc:
         from qwen_agent.errors import QwenAgentError
 
         if isinstance(exc, QwenAgentError):

@@ -1,4 +1,4 @@
-"""Build the model the CLI talks to from its options: a model spec (`qwen_agent.llm.spec`), the embedded model by default."""
+"""Build the model the CLI talks to from its options: a model spec (`qwen_agent.llm.spec`), embedded by default."""
 
 from __future__ import annotations
 

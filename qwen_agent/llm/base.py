@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, TruncationReport, fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ModelError
@@ -135,7 +135,7 @@ class ChatModel(abc.ABC):
         return Capabilities(native_tools=self.supports_native_tools, grammar=self.supports_grammar,
                             prefill=self.supports_prefill)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections / model memory. Safe to call twice."""
 
     # ---- public API ----------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class ChatModel(abc.ABC):
     def close(self) -> None:
         run_sync(self.aclose())
 
-    async def __aenter__(self) -> ChatModel:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
@@ -112,7 +113,7 @@ class ReActFormat(ReplyReader, FunctionFormat):
     """
 
     name = "react"
-    stop_words = ["Observation:", "Observation:\n"]
+    stop_words: ClassVar[list[str]] = ["Observation:", "Observation:\n"]
     # Continues the rendered "...Observation: <result>\nThought:" of a history that ends with tool results.
     answer_prefix = " I now know the final answer.\nFinal Answer: "
 

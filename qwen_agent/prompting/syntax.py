@@ -211,7 +211,7 @@ class BareJson(Recognizer):
 
     def search(self, text: str, pos: int, final: bool, reading: Reading) -> re.Match[str] | None:
         budget = reading.tools.budget
-        if not final or _CUT_OFF_HEAD <= budget.left:
+        if not final or budget.left >= _CUT_OFF_HEAD:
             return self.pattern.search(text, pos)
         # The repair budget is nearly spent: an opener that stays unclosed is plain text unless it lies so near the
         # end that the rest still fits the budget. Pass over such openers (there may be tens of thousands) and look

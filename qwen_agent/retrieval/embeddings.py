@@ -113,7 +113,7 @@ class SentenceTransformerEmbedder:
                 pass
             try:
                 self._model = SentenceTransformer(self._path, device=self._device, local_files_only=True)
-            except Exception as exc:  # noqa: BLE001 - HF raises OSError/ValueError/HFValidationError variously
+            except Exception as exc:
                 raise EmbeddingError(
                     f"Could not load embedding model '{self._name}' ({type(exc).__name__}: {exc}). Nothing is "
                     "downloaded at run time: pass a local model directory, or the default all-MiniLM-L6-v2."

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -120,7 +120,7 @@ class KnowledgeBase:
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> KnowledgeBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,7 +184,8 @@ class KnowledgeBase:
         try:
             size = file.path.stat().st_size
             if size > self.config.max_file_bytes:
-                raise LoaderError(str(file.path), f"is {size} bytes, over the {self.config.max_file_bytes} limit", "too_large")
+                raise LoaderError(str(file.path), f"is {size} bytes, over the {self.config.max_file_bytes} limit",
+                                  "too_large")
             sha = file_sha256(file.path)
             if record is not None and record["sha256"] == sha:
                 report.unchanged.append(file.source)
@@ -333,7 +334,8 @@ class KnowledgeBase:
             return []
         use_rerank = self.reranker is not None if rerank is None else rerank
         if use_rerank and self.reranker is None:
-            raise ValueError("rerank=True needs a reranker: KnowledgeBase.open(..., reranker=CrossEncoderReranker(path))")
+            raise ValueError("rerank=True needs a reranker: "
+                             "KnowledgeBase.open(..., reranker=CrossEncoderReranker(path))")
         wanted = max(k, self.config.candidates) if (mode == "hybrid" or use_rerank) else k
         rankings = []
         if mode in ("vector", "hybrid"):

@@ -59,7 +59,7 @@ class CrossEncoderReranker:
                     self._model = CrossEncoder(
                         self._name, device=self._device, max_length=self._max_length, local_files_only=True
                     )
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise EmbeddingError(
                         f"Could not load cross-encoder '{self._name}' ({type(exc).__name__}: {exc}); pass a local "
                         "model directory (nothing is downloaded at run time)."

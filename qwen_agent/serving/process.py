@@ -8,6 +8,7 @@ exit or when the owner is garbage-collected without being stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -74,10 +75,8 @@ def group_members(pgid: int) -> list[int]:
 
 def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the group, wait up to ``grace`` for the leader, then SIGKILL whatever is left of the group."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
@@ -90,10 +89,8 @@ def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
         except ProcessLookupError:
             break
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                pass
             continue
         if not group_members(pgid):
             break

@@ -243,7 +243,8 @@ class ScriptedServer:
                 return self._queue.popleft()
         if self.responder is not None:
             return self.responder(body)
-        return ScriptedReply.fail(500, "scripted server: script exhausted (the test sent more requests than it scripted)")
+        return ScriptedReply.fail(500, "scripted server: script exhausted "
+                                       "(the test sent more requests than it scripted)")
 
     async def _stream(self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: ScriptedReply, model: str,
                       body: dict[str, Any]) -> bool:

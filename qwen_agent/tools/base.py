@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import functools
 import inspect
 import json
 import logging
 import re
 import time
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +89,8 @@ class Tool(ABC):
 
     Stateful tools override ``start()`` (called once, lazily, before the first call) and ``aclose()`` (release; safe
     to call twice). As everywhere in the package, ``aclose()`` is the async close and ``close()`` the blocking one;
-    after either, the next call starts the tool again. Set ``parallel_safe = False`` when calls must not overlap (one kernel, one session): calls are then serialised.
+    after either, the next call starts the tool again. Set ``parallel_safe = False`` when calls must not overlap (one
+    kernel, one session): calls are then serialised.
     """
 
     name: str = ""
@@ -111,8 +112,8 @@ class Tool(ABC):
         name: str | None = None,
         description: str | None = None,
         args: type[BaseModel] | None = None,
-        timeout: float | None | Unset = UNSET,
-        max_output_chars: int | None | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        max_output_chars: int | Unset | None = UNSET,
     ) -> None:
         if name is not None:
             self.name = name

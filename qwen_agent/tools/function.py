@@ -37,8 +37,8 @@ class FunctionTool(Tool):
         *,
         name: str | None = None,
         description: str | None = None,
-        timeout: float | None | Unset = UNSET,
-        max_output_chars: int | None | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        max_output_chars: int | Unset | None = UNSET,
     ) -> None:
         if not callable(fn):
             raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -78,8 +78,8 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None | Unset = ...,
-    max_output_chars: int | None | Unset = ...,
+    timeout: float | Unset | None = ...,
+    max_output_chars: int | Unset | None = ...,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -89,8 +89,8 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None | Unset = UNSET,
-    max_output_chars: int | None | Unset = UNSET,
+    timeout: float | Unset | None = UNSET,
+    max_output_chars: int | Unset | None = UNSET,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Declare a tool from a typed function: ``@tool`` or ``@tool(name=..., description=..., timeout=...)``.
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 from qwen_agent import bounded_json
 from qwen_agent.bounded_json import JsonDepthError
@@ -147,7 +147,7 @@ class Toolbox:
             if isinstance(res, BaseException):
                 logger.warning("closing tool %s failed: %r", t.name, res)
 
-    async def __aenter__(self) -> Toolbox:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

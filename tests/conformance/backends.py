@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.backends.openai_retry import Backoff
+from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
 from qwen_agent.sync import run_sync
 from qwen_agent.testing import ScriptedServer
 from qwen_agent.testing.rule_model import RuleModel

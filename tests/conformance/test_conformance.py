@@ -7,7 +7,6 @@ rule-based `RuleModel`, which reads the same requests.
 
 from __future__ import annotations
 
-
 from qwen_agent.agents import Agent, AgentResult, StepFinished, ToolCallFinished
 from qwen_agent.llm.base import ChatDelta, ChatModel, SamplingParams
 from qwen_agent.messages import Message, ToolSchema

@@ -2,8 +2,8 @@
 
 llama-cpp-python is synchronous and not thread-safe, so `LlamaCpp` is a `LocalModel`: the model loads on its one
 worker thread on first use, every request runs there in turn (concurrent requests queue), and tokens travel to the
-async caller through an asyncio queue. The `Llama` object lives as long as the backend, so its KV cache carries over from
-one request to the next: an agent's follow-up step only evaluates the tokens added since the previous step.
+async caller through an asyncio queue. The `Llama` object lives as long as the backend, so its KV cache carries over
+from one request to the next: an agent's follow-up step only evaluates the tokens added since the previous step.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class LocalModel(ChatModel, Generic[H]):
     def _load(self) -> tuple[H, str]:
         """Load the model; return its handle and a short description for the log (path, settings)."""
 
-    def _release(self, handle: H) -> None:  # noqa: B027 - optional hook
+    def _release(self, handle: H) -> None:
         """Free what `_load` returned."""
 
     @abc.abstractmethod

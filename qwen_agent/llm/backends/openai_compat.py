@@ -117,7 +117,8 @@ class OpenAICompatible(ChatModel):
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> OpenAICompatible:
-        """Configure from ``QWEN_AGENT_BASE_URL``, ``QWEN_AGENT_MODEL`` and ``QWEN_AGENT_API_KEY``/``OPENAI_API_KEY``."""
+        """Configure from ``QWEN_AGENT_BASE_URL``, ``QWEN_AGENT_MODEL`` and the key in ``QWEN_AGENT_API_KEY`` or
+        ``OPENAI_API_KEY``."""
         base_url = kwargs.pop("base_url", None) or os.environ.get("QWEN_AGENT_BASE_URL")
         if not base_url:
             raise ModelError("QWEN_AGENT_BASE_URL is not set: export it, e.g. "

@@ -195,10 +195,7 @@ class StreamAccumulator:
         index = tc.get("index")
         if index is None:
             is_new_id = bool(tc.get("id")) and all(c.id != tc["id"] for c in self._calls.values())
-            if is_new_id or not self._calls:
-                index = len(self._calls)
-            else:
-                index = max(self._calls)
+            index = len(self._calls) if is_new_id or not self._calls else max(self._calls)
         call = self._calls.setdefault(int(index), _PartialCall())
         if tc.get("id"):
             call.id = tc["id"]

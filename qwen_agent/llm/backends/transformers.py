@@ -1,9 +1,10 @@
 """An in-process Hugging Face model (transformers + torch) as a chat backend, on the CPU or a user's GPU.
 
-torch generation is blocking, so like `LlamaCpp` a `Transformers` is a `LocalModel`: the model loads on its one worker
-thread on first use, requests run there in turn, and text deltas travel to the async caller through an asyncio queue. With
-no model given it uses the default catalogue model converted once to a bf16 folder (`hf_convert.ensure_hf_model`).
-Stop words, cancellation and streaming are handled here; tool calling is the shared prompted logic of `ChatModel`.
+torch generation is blocking, so like `LlamaCpp` a `Transformers` is a `LocalModel`: the model loads on its one
+worker thread on first use, requests run there in turn, and text deltas travel to the async caller through an asyncio
+queue. With no model given it uses the default catalogue model converted once to a bf16 folder
+(`hf_convert.ensure_hf_model`). Stop words, cancellation and streaming are handled here; tool calling is the shared
+prompted logic of `ChatModel`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def load_pdf(path: Path) -> list[Section]:
         # Files with only an owner password open with an empty user password; anything else needs the password.
         try:
             opened = reader.decrypt("")
-        except Exception as exc:  # noqa: BLE001 - pypdf raises DependencyError etc. for unsupported ciphers
+        except Exception as exc:
             raise LoaderError(str(path), f"is encrypted and cannot be opened ({exc})", "encrypted") from exc
         if not opened:
             raise LoaderError(

@@ -8,6 +8,7 @@ The kernel's process is the outer bwrap process: killing it takes the whole pid 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -212,10 +213,8 @@ class Kernel:
         self._quota_reason = reason
         proc = self.process
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     async def shutdown(self, remove_work_dir: bool = False) -> None:
         """Stop the kernel and its sandbox for good. The work dir (figures, outputs) stays unless

@@ -85,7 +85,8 @@ class WebFetch(Tool):
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
-        """One client per tool: connections are pooled across calls (a new client per call costs a TLS and TCP set-up every time)."""
+        """One client per tool: connections are pooled across calls (a new client per call would set up TCP and TLS
+        every time)."""
         if self._client is None:
             cfg = self.config
             self._client = httpx.AsyncClient(
