@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip
 TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-vllm test-sandbox-nonroot vllm-env venv install-demo install-test model bench clean
+.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ model: install-demo
 demo: install-demo model
 	$(BIN)/python examples/quickstart.py
 
+# The lint and type policy (pyproject.toml: ruff's rule sets, strict mypy on qwen_agent/); seconds, so it runs first.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
-test: install-test vllm-env
+test: install-test lint vllm-env
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
 	.ci/sandbox-nonroot
 
@@ -58,4 +63,4 @@ bench: install-test model
 	$(BIN)/python benchmarks/bench_embedded_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

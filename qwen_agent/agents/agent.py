@@ -186,9 +186,9 @@ class Agent:
         finally:
             for task in tasks:
                 task.cancel()
-        for call, output in zip(calls, outputs, strict=True):
-            assert output is not None
-            transcript.append(output.to_message(call))
+        for call, finished in zip(calls, outputs, strict=True):
+            assert finished is not None
+            transcript.append(finished.to_message(call))
 
     async def _timed(self, call: ToolCall) -> tuple[ToolOutput, float]:
         started = time.perf_counter()

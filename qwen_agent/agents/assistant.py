@@ -103,7 +103,7 @@ class Assistant(Agent):
             # Whole documents come in reading order; a small model answers from what it reads first, so put the
             # documents that match the question best first.
             ranked = self.knowledge.search(question, k=20)
-            rank = {}
+            rank: dict[tuple[str, int | None, str | None], int] = {}
             for i, h in enumerate(ranked):
                 rank.setdefault((h.source, h.page, h.sheet), i)
                 rank.setdefault((h.source, None, None), i)

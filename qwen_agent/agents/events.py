@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -92,7 +92,7 @@ class AgentResult(BaseModel):
         """Every tool call the model made, in order."""
         return [c for m in self.messages if m.role == "assistant" for c in (m.tool_calls or [])]
 
-    def to_openai(self) -> list[dict]:
+    def to_openai(self) -> list[dict[str, Any]]:
         return [m.to_openai() for m in self.messages]
 
 

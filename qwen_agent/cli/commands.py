@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,10 +15,13 @@ from rich.table import Table
 from qwen_agent.cli.backend import add_model_options, build_model
 from qwen_agent.cli.render import EventPrinter
 
+if TYPE_CHECKING:
+    from qwen_agent.agents import Agent
+
 __all__ = ["cmd_analyze", "cmd_chat", "cmd_models_convert", "cmd_models_list", "cmd_models_pull", "cmd_run", "register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run one task with the agent and print the answer")
     run.add_argument("task", help="what to do")
     _agent_options(run)
@@ -63,7 +67,7 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
 
 
-def _make_agent(args: argparse.Namespace):  # -> Agent (imported lazily: keeps `models list` fast)
+def _make_agent(args: argparse.Namespace) -> Agent:  # Agent is imported lazily: keeps `models list` fast
     from qwen_agent.agents import Agent
 
     return Agent(build_model(args), tools=args.tools, system=args.system, max_steps=args.max_steps)
@@ -137,7 +141,7 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
     from qwen_agent.llm.distribution import store
 
@@ -147,7 +151,7 @@ def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:
         for name in names:
             task = progress.add_task(f"{name}", total=None)
 
-            def report(p: store.PullProgress, _task=task, _name=name) -> None:
+            def report(p: store.PullProgress, _task: TaskID = task, _name: str = name) -> None:
                 progress.update(_task, completed=p.done, total=p.total, description=f"{_name}: {p.stage} {p.item}")
 
             path = store.pull(name, progress=report, verify=args.verify)

@@ -161,7 +161,8 @@ class SentenceTransformerEmbedder:
         return self._encode([self._document_prefix + t for t in texts], show_progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self._query_prefix + text], False)[0]
+        vector: np.ndarray = self._encode([self._query_prefix + text], False)[0]
+        return vector
 
 
 def _dimension(model: Any) -> int:

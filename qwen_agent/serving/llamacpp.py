@@ -128,7 +128,8 @@ class LlamaCppServer:
             self._process.stop()
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -156,7 +156,7 @@ class Tool(ABC):
         super().__init_subclass__(**kwargs)
         hook = cls.__dict__.get("aclose")
         if hook is not None and not getattr(hook, "_resets_started", False):
-            cls.aclose = _resetting(hook)  # type: ignore[method-assign]
+            cls.aclose = _resetting(hook)  # type: ignore[method-assign,assignment]  # wrapping the override is the point
 
     # ---- public API ----------------------------------------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class Tool(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def _resetting(hook: Callable[[Tool], Awaitable[None]]) -> Callable[[Tool], Awaitable[None]]:
+def _resetting(hook: Callable[[Tool], Awaitable[None]]) -> Callable[[Tool], Coroutine[Any, Any, None]]:
     """``hook`` (a subclass's ``aclose``), then the tool is no longer started, whatever the hook raised."""
 
     @functools.wraps(hook)

@@ -33,7 +33,7 @@ def python_type(prop: dict[str, Any]) -> Any:
     """A permissive Python type for one JSON-schema property (unknown shapes become ``Any``)."""
     enum = prop.get("enum")
     if isinstance(enum, list) and enum and all(isinstance(v, (str, int, bool)) for v in enum):
-        return Literal[tuple(enum)]  # type: ignore[valid-type]
+        return Literal[tuple(enum)]
     kind = prop.get("type")
     if isinstance(kind, list):
         types = [_SIMPLE[k] for k in kind if k in _SIMPLE]

@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 import threading
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,7 +54,7 @@ def import_llama_cpp() -> ModuleType:
     finally:
         if added:
             os.environ.pop("OMP_WAIT_POLICY", None)
-    return llama_cpp
+    return sys.modules[llama_cpp.__name__]
 
 
 class CallStats:
@@ -76,27 +77,27 @@ def metered_llama_class() -> type:
     """
     llama_cpp = import_llama_cpp()
 
-    class MeteredLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]
+    class MeteredLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]  # llama_cpp is not analysed
         stats = CallStats()
         evaluated = 0
 
-        def eval(self, tokens):  # type: ignore[no-untyped-def]
+        def eval(self, tokens: Sequence[int]) -> None:
             self.evaluated += len(tokens)
-            return super().eval(tokens)
+            super().eval(tokens)
 
-        def generate(self, tokens, *args, **kwargs):  # type: ignore[no-untyped-def]
-            tokens = list(tokens)
+        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Generator[int, Any, None]:
+            prompt = list(tokens)
             stats = self.stats = CallStats()
-            stats.prompt_tokens = len(tokens)
+            stats.prompt_tokens = len(prompt)
             before = self.evaluated
-            inner = super().generate(tokens, *args, **kwargs)
+            inner = super().generate(prompt, *args, **kwargs)
             vocab = self._model.vocab
 
             def measure() -> None:
                 if stats.cached_prompt_tokens is None:
-                    stats.cached_prompt_tokens = max(0, len(tokens) - (self.evaluated - before))
+                    stats.cached_prompt_tokens = max(0, len(prompt) - (self.evaluated - before))
 
-            def metered():  # type: ignore[no-untyped-def]
+            def metered() -> Generator[int, Any, None]:
                 sent = None
                 try:
                     while True:

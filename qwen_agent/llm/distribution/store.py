@@ -128,9 +128,9 @@ def _noted_ok(path: Path, entry: CatalogueEntry) -> bool:
         st = path.stat()
     except (OSError, ValueError):
         return False
-    return note.get("sha256") == entry.sha256 and note.get("size") == st.st_size == entry.size and (
+    return bool(note.get("sha256") == entry.sha256 and note.get("size") == st.st_size == entry.size and (
         note.get("mtime_ns") == st.st_mtime_ns
-    )
+    ))
 
 
 def _sha256_file(path: Path, item: str, progress: ProgressCallback | None) -> str:

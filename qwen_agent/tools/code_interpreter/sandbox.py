@@ -277,8 +277,8 @@ def spawn(
         child = _child_pid(popen, info_r)
         if as_root:
             _write_id_maps(child, config.sandbox_uid, config.host_uid)
-        for res, value in rlimits(config.limits).items():
-            resource.prlimit(child, res, value)
+        for res, limit in rlimits(config.limits).items():
+            resource.prlimit(child, res, limit)
         prefer_oom_kill(child)
         cgroup = SandboxCgroup.create(config.limits.total_memory_bytes, config.limits.max_processes)
         if cgroup is not None:
