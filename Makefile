@@ -6,10 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
-TEST_EXTRAS ?= local,server,code,rag,mcp,transformers,serve,dev
+TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-vllm test-sandbox-nonroot vllm-env browser venv install-demo install-test model bench clean
+.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env browser venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ model: install-demo
 demo: install-demo model
 	$(BIN)/python examples/quickstart.py
 
+# The lint and type policy (pyproject.toml: ruff's rule sets, strict mypy on qwen_agent/); seconds, so it runs first.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
-test: install-test vllm-env browser
+test: install-test lint vllm-env browser
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
 	.ci/sandbox-nonroot
 
@@ -65,4 +70,4 @@ bench: install-test model
 	$(BIN)/python benchmarks/bench_embedded_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

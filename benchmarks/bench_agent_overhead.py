@@ -20,8 +20,8 @@ import time
 import httpx
 
 from qwen_agent.agents import Agent
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import FunctionCalling
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 from qwen_agent.tools import tool
 

@@ -72,7 +72,7 @@ def completion_tokens(result: Any) -> int:
     if _TOKENIZER is None:
         from transformers import AutoTokenizer
 
-        from qwen_agent.llm.hf_convert import ensure_hf_model
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
 
         _TOKENIZER = AutoTokenizer.from_pretrained(ensure_hf_model())
     replies = [m for m in result.messages if m.role == "assistant"]
@@ -83,7 +83,7 @@ def completion_tokens(result: Any) -> int:
 def backend(name: str) -> Iterator[tuple[ModelMaker, list[str]]]:
     """Start a backend; yield a model maker and the modes it supports."""
     if name == "embedded":
-        from qwen_agent.llm.llamacpp import LlamaCpp
+        from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
         llm = LlamaCpp(n_ctx=N_CTX, params=PARAMS)
         llm.load()
@@ -94,7 +94,7 @@ def backend(name: str) -> Iterator[tuple[ModelMaker, list[str]]]:
 
         yield shared, ["prompted", "constrained"]
     elif name == "transformers":
-        from qwen_agent.llm.transformers import Transformers
+        from qwen_agent.llm.backends.transformers import Transformers
 
         hf = Transformers(params=PARAMS)
         hf.load()
@@ -105,7 +105,7 @@ def backend(name: str) -> Iterator[tuple[ModelMaker, list[str]]]:
 
         yield shared_hf, ["prompted"]
     elif name in ("llamacpp-server", "vllm"):
-        from qwen_agent.llm.openai_compat import OpenAICompatible
+        from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 
         with _server(name) as (url, served):
             yield (lambda fc: OpenAICompatible(url, served, params=PARAMS, function_calling=fc),
@@ -123,7 +123,7 @@ def _server(name: str) -> Iterator[tuple[str, str]]:
             print(f"  llama_cpp.server up in {server.startup_seconds:.1f} s", flush=True)
             yield server.base_url, server.model
     else:
-        from qwen_agent.llm.hf_convert import ensure_hf_model
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
         from qwen_agent.serving.vllm import VLLMServer
 
         # 32 sessions of ~700-token prompts fit 2 GiB of KV cache at 4K context each with room to spare.
@@ -154,8 +154,9 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
             good = not calls
         else:
             parseable += bool(calls)
-            good = bool(calls) and calls[0].name == want and schema_valid(by_name[want].parameters, calls[0].arguments) \
-                and args_match(calls[0].arguments, task["expected_args"])
+            good = (bool(calls) and calls[0].name == want
+                    and schema_valid(by_name[want].parameters, calls[0].arguments)
+                    and args_match(calls[0].arguments, task["expected_args"]))
         ok += good and result.stop_reason == "answer"
     return {"ok": ok, "parseable": parseable, "p50_step": statistics.median(step_latencies),
             "tok_s": completion / wall if wall else 0.0, "steps": steps}

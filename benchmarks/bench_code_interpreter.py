@@ -60,7 +60,7 @@ async def tool_round_trips(rounds: int) -> list[float]:
             times.append(time.perf_counter() - t0)
         assert out.text == "1", out.text
     work_dir = tool.work_dir
-    await tool.close()
+    await tool.aclose()
     shutil.rmtree(work_dir, ignore_errors=True)
     return times
 
@@ -102,12 +102,16 @@ async def main(rounds: int) -> None:
     acquire = await pool_acquires(3)
     ms = 1000
     print(f"warm print(1) round trip, {rounds} rounds (p50 / p90 ms):")
-    print(f"  bare jupyter-client kernel (tcp, no sandbox): {statistics.median(bare) * ms:6.2f} / {pct(bare, .9) * ms:6.2f}")
-    print(f"  CodeInterpreter tool (bwrap sandbox, ipc)    : {statistics.median(tool) * ms:6.2f} / {pct(tool, .9) * ms:6.2f}")
-    print(f"  ratio tool/bare p50: {statistics.median(tool) / statistics.median(bare):.2f}x   (target <= 5 ms, <= 1.2x)")
+    print(f"  bare jupyter-client kernel (tcp, no sandbox): {statistics.median(bare) * ms:6.2f} / "
+          f"{pct(bare, .9) * ms:6.2f}")
+    print(f"  CodeInterpreter tool (bwrap sandbox, ipc)    : {statistics.median(tool) * ms:6.2f} / "
+          f"{pct(tool, .9) * ms:6.2f}")
+    print(f"  ratio tool/bare p50: {statistics.median(tool) / statistics.median(bare):.2f}x   "
+          "(target <= 5 ms, <= 1.2x)")
     print(f"cold start, sandboxed kernel (median of 3): {statistics.median(cold):.3f} s bare ipykernel, "
           f"{statistics.median(cold_pre):.3f} s with numpy/pandas/matplotlib preloaded   (target <= 1.5 s)")
-    print(f"take a ready kernel from the pool (median of 3): {statistics.median(acquire) * ms:.2f} ms   (target <= 50 ms)")
+    print(f"take a ready kernel from the pool (median of 3): {statistics.median(acquire) * ms:.2f} ms   "
+          "(target <= 50 ms)")
     print(f"idle kernel memory (RSS of all sandbox processes): {rss_plain / 2**20:.0f} MiB plain, "
           f"{rss_pre / 2**20:.0f} MiB preloaded; bare unsandboxed ipykernel {bare_rss / 2**20:.0f} MiB")
 

@@ -19,9 +19,9 @@ import statistics
 import time
 
 from qwen_agent.agents import Agent, StepFinished, TextDelta
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
-from qwen_agent.llm.model_store import default_model_path
+from qwen_agent.llm.distribution.store import default_model_path
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
 
@@ -89,7 +89,8 @@ def get_weather(city: str) -> str:
 
 async def kv_cache_check(model: LlamaCpp) -> None:
     agent = Agent(model, tools=[get_weather], params=SamplingParams(temperature=0.0, max_tokens=96))
-    steps = [e async for e in agent.astream([Message.user("What's the weather in Oslo?")]) if isinstance(e, StepFinished)]
+    question = [Message.user("What's the weather in Oslo?")]
+    steps = [e async for e in agent.astream(question) if isinstance(e, StepFinished)]
     print("\nKV cache across steps (one tool-using run):")
     prev_total = None
     for s in steps:
@@ -123,8 +124,8 @@ async def main() -> None:
         theirs.append((n - 1) / dt)
     o, t = statistics.median(ours), statistics.median(theirs)
     print(f"decode speed, {a.tokens} tokens, {a.reps} reps, {model.n_threads} threads:")
-    print(f"  through Agent.astream:            {o:6.1f} tok/s  {['%.1f' % x for x in ours]}")
-    print(f"  llama_cpp.Llama directly:         {t:6.1f} tok/s  {['%.1f' % x for x in theirs]}")
+    print(f"  through Agent.astream:            {o:6.1f} tok/s  {[f'{x:.1f}' for x in ours]}")
+    print(f"  llama_cpp.Llama directly:         {t:6.1f} tok/s  {[f'{x:.1f}' for x in theirs]}")
     print(f"  ratio agent/direct: {o / t:.3f}   target >= 0.95")
     del llm
     await kv_cache_check(model)

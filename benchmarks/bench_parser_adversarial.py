@@ -64,7 +64,7 @@ GENERATORS: dict[str, Callable[[int], str]] = {
 
 def make_readers() -> dict[str, list[Callable[[str], object]]]:
     """Each reader's variants (the streaming reader: one per format); a reader's time is its slowest variant's."""
-    from qwen_agent.llm.openai_wire import parse_completion
+    from qwen_agent.llm.backends.openai_wire import parse_completion
     from qwen_agent.messages import ToolSchema
     from qwen_agent.prompting import get_format
 
@@ -121,12 +121,12 @@ def run_here(sizes: list[int], detail: bool) -> None:
         reps = 5 if n <= 10_000 else 3
         doc = baseline_doc(n)
         json.loads(doc)
-        base = best_of(lambda: json.loads(doc), 20)
+        base = best_of(lambda doc=doc: json.loads(doc), 20)
         times: dict[str, dict[str, float]] = {}
         for name, gen in GENERATORS.items():
             text = gen(n)
             assert len(text) == n, (name, len(text))
-            times[name] = {r: max(best_of(lambda: fn(text), reps) for fn in variants)
+            times[name] = {r: max(best_of(lambda fn=fn, text=text: fn(text), reps) for fn in variants)
                            for r, variants in readers.items()}
         print(f"\n== reply size {n:,} characters; json.loads of a valid {len(doc):,}-character JSON document: "
               f"{base * 1000:.3f} ms")

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(ROOT))
 
-import retrieval_docgen as docgen
-import retrieval_sets
+import retrieval_docgen as docgen  # noqa: E402 - after the fixtures dir is put on sys.path
+import retrieval_sets  # noqa: E402 - after the fixtures dir is put on sys.path
 
-from qwen_agent.retrieval import FusionConfig, KnowledgeBase, SentenceTransformerEmbedder
-from qwen_agent.retrieval.bm25 import tokenize
-from qwen_agent.retrieval.embeddings import E5_MODEL, MINILM_MODEL
-from qwen_agent.retrieval.models import Chunk, Section
+from qwen_agent.retrieval import FusionConfig, KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402 - after the fixtures dir is put on sys.path
+from qwen_agent.retrieval.bm25 import tokenize  # noqa: E402 - after the fixtures dir is put on sys.path
+from qwen_agent.retrieval.embeddings import E5_MODEL, MINILM_MODEL  # noqa: E402 - after the fixtures dir is put on sys.path
+from qwen_agent.retrieval.models import Chunk, Section  # noqa: E402 - after the fixtures dir is put on sys.path
 
 
 def corpus_sentences() -> list[str]:
@@ -80,7 +81,8 @@ def passages_from(pool: list[str], n: int, tokens: int, counter, seed: int = 0, 
 
 
 def bench_indexing(specs: list[tuple[str, str]], n: int) -> None:
-    """KnowledgeBase.build chunks/s per model x backend vs raw SentenceTransformer.encode of the same model, same run."""
+    """KnowledgeBase.build chunks/s per model x backend vs raw SentenceTransformer.encode of the same model, in the
+    same run."""
     print("| lang | model | backend | tokens/chunk | KB.build chunks/s | tokens/s | x raw encode of same model |")
     print("|---|---|---|---|---|---|---|")
     raw_rates: dict[tuple[str, str], float] = {}
@@ -208,7 +210,9 @@ def bench_recall(embedder: SentenceTransformerEmbedder, name: str) -> None:
         kb = KnowledgeBase.build(Path(tmp) / "docs", Path(tmp) / "kb", embedder=embedder)
         qs = data["questions"]
         vecs = [embedder.embed_query(q["q"]) for q in qs]
-        gold = lambda q, h: h.source == q["source"] and q["needle"] in h.text
+        def gold(q: Any, h: Any) -> bool:
+            return bool(h.source == q["source"] and q["needle"] in h.text)
+
         for mode, fusion in MODES:
             r5, mrr = _score(kb, qs, mode, FusionConfig(method=fusion), vecs, gold)
             print(f"| corpus63 | {name} | {_label(mode, fusion)} | {r5:.3f} | {mrr:.3f} |")
@@ -226,7 +230,9 @@ def bench_sets(embedder: SentenceTransformerEmbedder, name: str, splits: list[st
             built = time.perf_counter() - t0
             chunks = kb.last_report.total_chunks if kb.last_report else 0
             print(f"  ({lang}: {chunks} chunks indexed in {built:.0f} s = {chunks / built:.0f} chunks/s)")
-            gold = lambda q, h: Path(h.source).stem == q.pid
+            def gold(q: Any, h: Any) -> bool:
+                return bool(Path(h.source).stem == q.pid)
+
             for split in splits:
                 qs = data.questions[split]
                 vecs = [embedder.embed_query(q.q) for q in qs]

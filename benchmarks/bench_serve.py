@@ -24,7 +24,7 @@ import httpx
 import psutil
 
 from qwen_agent.agents import Agent
-from qwen_agent.llm.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.server import BackgroundServer, ServeConfig
 from qwen_agent.testing import RuleModel, ScriptedServer
 
@@ -158,7 +158,7 @@ def concurrency(server: BackgroundServer) -> None:
 
 def vllm_throughput(clients: int = 32, max_tokens: int = 48) -> None:
     from qwen_agent.llm.base import SamplingParams
-    from qwen_agent.llm.hf_convert import ensure_hf_model
+    from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
     from qwen_agent.serving.venv import ensure_vllm_venv
     from qwen_agent.serving.vllm import VLLMServer
 

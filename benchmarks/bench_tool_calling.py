@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.llamacpp import LlamaCpp
 from qwen_agent.messages import Message, ToolSchema
 
 DATA = Path(__file__).parent / "data" / "tool_tasks.json"
@@ -79,8 +79,9 @@ async def run_config(model: LlamaCpp, tools: list[ToolSchema], tasks: list[dict]
         if want is None:
             good = not calls
         else:
-            good = bool(calls) and calls[0].name == want and schema_valid(by_name[want].parameters, calls[0].arguments) \
-                and args_match(calls[0].arguments, task["expected_args"])
+            good = (bool(calls) and calls[0].name == want
+                    and schema_valid(by_name[want].parameters, calls[0].arguments)
+                    and args_match(calls[0].arguments, task["expected_args"]))
         ok += good
         if not good:
             failures.append((task["id"], resp.raw_text[:120].replace("\n", "\\n")))
@@ -104,7 +105,7 @@ async def main() -> None:
     for fmt in a.formats.split(","):
         for constrained in (False, True):
             ok, seen, p50, failures = await run_config(model, tools, tasks, fmt, constrained)
-            print(f"{fmt:8} {str(constrained):11} {ok:>4}/{len(tasks)} {ok / len(tasks):5.0%} {seen:>10} {p50:6.2f}")
+            print(f"{fmt:8} {constrained!s:11} {ok:>4}/{len(tasks)} {ok / len(tasks):5.0%} {seen:>10} {p50:6.2f}")
             if a.show_failures:
                 for tid, raw in failures:
                     print(f"    miss #{tid}: {raw}")

@@ -13,9 +13,7 @@ import sys
 
 from pydantic import BaseModel, Field
 
-from qwen_agent.agents import Agent
-from qwen_agent.llm.base import SamplingParams
-from qwen_agent.tools import Tool, tool
+from qwen_agent import Agent, SamplingParams, Tool, tool
 
 RATES_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067, "CHF": 1.13}
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from qwen_agent.agents.analyst import analyze
+from qwen_agent.agents import analyze
 from qwen_agent.tools.code_interpreter import write_sample_csv
 
 DEFAULT_QUESTION = "Which region has the highest total revenue? Make a bar chart of total revenue per region."

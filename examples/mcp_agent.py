@@ -13,9 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from qwen_agent.agents import Agent
-from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.spec import load_model
+from qwen_agent import Agent, FunctionCalling, SamplingParams, load_model
 from qwen_agent.tools.mcp import MCPToolset
 
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "mcp_servers" / "demo_server.py"

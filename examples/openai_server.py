@@ -18,10 +18,8 @@ import os
 import sys
 from collections.abc import Iterator
 
-from qwen_agent.agents import Agent
-from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.spec import ModelSpec, load_model
-from qwen_agent.tools import tool
+from qwen_agent import Agent, FunctionCalling, SamplingParams, load_model, tool
+from qwen_agent.llm import ModelSpec
 
 
 @tool
@@ -41,12 +39,12 @@ def get_order_status(order_id: str) -> dict:
 def local_server(kind: str) -> Iterator[str]:
     """Start llama.cpp's server or vLLM on a free loopback port with the embedded model; yield a model spec."""
     if kind == "vllm":
-        from qwen_agent.llm.hf_convert import ensure_hf_model
-        from qwen_agent.serving.vllm import VLLMServer
+        from qwen_agent.llm.distribution import ensure_hf_model
+        from qwen_agent.serving import VLLMServer
 
         server: contextlib.AbstractContextManager = VLLMServer(ensure_hf_model(), "qwen2.5-coder-0.5b")
     else:
-        from qwen_agent.serving.llamacpp import LlamaCppServer
+        from qwen_agent.serving import LlamaCppServer
 
         server = LlamaCppServer(n_ctx=4096)
     with server as running:

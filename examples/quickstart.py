@@ -16,11 +16,10 @@ from typing import Literal
 
 from rich.console import Console
 
-from qwen_agent.agents import Agent, FinalAnswer
-from qwen_agent.cli.render import EventPrinter
-from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.spec import ModelSpec
-from qwen_agent.tools import tool
+from qwen_agent import Agent, SamplingParams, tool
+from qwen_agent.agents import FinalAnswer
+from qwen_agent.cli import EventPrinter
+from qwen_agent.llm import ModelSpec
 
 # metres per unit, for the length units the converter knows
 LENGTH = {"m": 1.0, "km": 1000.0, "cm": 0.01, "ft": 0.3048, "in": 0.0254, "mi": 1609.344, "yd": 0.9144}

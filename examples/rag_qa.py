@@ -14,10 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from qwen_agent.agents import Assistant
-from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.spec import load_model
-from qwen_agent.retrieval import KnowledgeBase
+from qwen_agent import Assistant, KnowledgeBase, SamplingParams, load_model
 
 POLICY_MD = """# Remote work policy
 

@@ -13,12 +13,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from qwen_agent.agents import Agent
-from qwen_agent.llm.base import FunctionCalling, SamplingParams
-from qwen_agent.llm.spec import load_model
-from qwen_agent.tools.web import LOOPBACK_ONLY
-from qwen_agent.tools.web.fetch import WebFetch, WebFetchConfig
-from qwen_agent.tools.web.openapi import tools_from_openapi
+from qwen_agent import Agent, FunctionCalling, SamplingParams, load_model
+from qwen_agent.tools.web import LOOPBACK_ONLY, WebFetch, WebFetchConfig, tools_from_openapi
 
 PAGE = """<!doctype html><html><head><title>Birnin Zana travel notes</title></head><body>
 <nav>Home | Guides | Login</nav><article><h1>Birnin Zana travel notes</h1>

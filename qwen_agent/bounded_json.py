@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from qwen_agent.errors import QwenAgentError
+
+__all__ = ["MAX_DEPTH", "JsonDepthError", "loads", "nesting_exceeds", "value_exceeds"]
 
 #: The deepest nesting of objects/arrays accepted from a model. Real tool arguments stay far below it.
 MAX_DEPTH = 64
@@ -65,6 +68,7 @@ def value_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

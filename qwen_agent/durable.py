@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+__all__ = ["fsync_dir"]
+
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename durable: fsync the directory entry (a no-op where the OS does not allow it, e.g. Windows)."""

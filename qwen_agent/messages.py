@@ -10,11 +10,30 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from qwen_agent import bounded_json
+
+__all__ = [
+    "ContentPart",
+    "FilePart",
+    "FileRef",
+    "FunctionCall",
+    "ImagePart",
+    "ImageURL",
+    "Message",
+    "MessageLike",
+    "Role",
+    "TextPart",
+    "ToolCall",
+    "ToolSchema",
+    "ToolSchemaLike",
+    "as_messages",
+    "as_tool_schemas",
+    "new_call_id",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -60,7 +79,7 @@ class FilePart(_Open):
     file: FileRef
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart, FilePart], Field(discriminator="type")]
+ContentPart = Annotated[TextPart | ImagePart | FilePart, Field(discriminator="type")]
 
 
 class FunctionCall(_Open):
@@ -215,8 +234,8 @@ class ToolSchema(_Open):
         return cls.model_validate(dict(fn))
 
 
-MessageLike = Union[Message, Mapping[str, Any]]
-ToolSchemaLike = Union[ToolSchema, Mapping[str, Any]]
+MessageLike = Message | Mapping[str, Any]
+ToolSchemaLike = ToolSchema | Mapping[str, Any]
 
 
 def as_messages(messages: Iterable[MessageLike] | str) -> list[Message]:

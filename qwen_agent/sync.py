@@ -14,6 +14,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
+__all__ = ["background_loop", "iterate_sync", "run_sync"]
+
 T = TypeVar("T")
 
 _lock = threading.Lock()

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def embedded_model_path():
     """The default GGUF. Missing is a failure, not a skip: `make test` pulls it first."""
-    from qwen_agent.llm.model_store import default_model_path
+    from qwen_agent.llm.distribution.store import default_model_path
 
     try:
         return default_model_path()
@@ -41,8 +41,8 @@ def embedded_model_path():
 @pytest.fixture(scope="session")
 def embedded_model(embedded_model_path) -> Iterator[object]:
     """One shared LlamaCpp instance (temperature 0) for the end-to-end tests."""
+    from qwen_agent.llm.backends.llamacpp import LlamaCpp
     from qwen_agent.llm.base import SamplingParams
-    from qwen_agent.llm.llamacpp import LlamaCpp
     from qwen_agent.sync import run_sync
 
     model = LlamaCpp(embedded_model_path, n_ctx=4096, params=SamplingParams(temperature=0.0, seed=0, max_tokens=256))
@@ -54,7 +54,7 @@ def embedded_model(embedded_model_path) -> Iterator[object]:
 def hf_folder(embedded_model_path: Path) -> Path:
     """The default model converted to a Hugging Face folder (converted now if the cache lacks it, ~1 min;
     verified otherwise). Used by the transformers backend and served by vLLM, which cannot read the GGUF."""
-    from qwen_agent.llm.hf_convert import ensure_hf_model
+    from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
 
     return ensure_hf_model()
 
@@ -62,8 +62,8 @@ def hf_folder(embedded_model_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def hf_model(hf_folder: Path) -> Iterator[object]:
     """One `Transformers` on the converted folder (CPU, default dtype), greedy, loaded once."""
+    from qwen_agent.llm.backends.transformers import Transformers
     from qwen_agent.llm.base import SamplingParams
-    from qwen_agent.llm.transformers import Transformers
     from qwen_agent.sync import run_sync
 
     model = Transformers(hf_folder, params=SamplingParams(temperature=0.0, seed=0, max_tokens=96))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff
 from qwen_agent.messages import ToolSchema
 from qwen_agent.testing import ScriptedServer
 

@@ -9,9 +9,9 @@ import pytest
 
 from qwen_agent.agents import Agent, ReActAgent
 from qwen_agent.bounded_json import MAX_DEPTH
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff
 from qwen_agent.llm.base import FunctionCalling
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 from qwen_agent.tools import tool
 

@@ -18,11 +18,10 @@ from qwen_agent.agents import (
     StepFinished,
     TextDelta,
     ToolCallFinished,
-    ToolCallStarted,
 )
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff
 from qwen_agent.llm.base import FunctionCalling
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 from qwen_agent.tools import tool
 
@@ -249,7 +248,7 @@ async def test_react_agent_prompts_and_parses_react(server: ScriptedServer) -> N
 
 
 async def test_concurrent_agent_sessions_share_one_model(server: ScriptedServer) -> None:
-    server.script(*[ScriptedReply.text(f"answer") for _ in range(8)])
+    server.script(*[ScriptedReply.text("answer") for _ in range(8)])
     agent = agent_for(server, tools=[])
     results = await asyncio.gather(*(agent.arun(f"q{i}") for i in range(8)))
     assert [r.answer for r in results] == ["answer"] * 8

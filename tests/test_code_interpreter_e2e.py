@@ -13,7 +13,6 @@ DEFAULT_QUESTION = "Which region has the highest total revenue? Make a bar chart
 pytestmark = pytest.mark.model
 
 
-@pytest.mark.asyncio
 async def test_agent_analyses_sample_csv_and_makes_a_figure(embedded_model, tmp_path):
     csv = write_sample_csv(tmp_path / "sales.csv")
     agent, interpreter = analyst_agent(csv, embedded_model, max_steps=4)
@@ -31,4 +30,4 @@ async def test_agent_analyses_sample_csv_and_makes_a_figure(embedded_model, tmp_
         # reported, not asserted: it often skips print() and then guesses. The tool side is what this test pins.
         assert any("[image saved:" in m.text for m in result.messages if m.role == "tool")
     finally:
-        await interpreter.close()
+        await interpreter.aclose()

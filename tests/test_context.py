@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from support_scripted import scripted_server
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import SamplingParams
 from qwen_agent.llm.context import fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ContextLengthError
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
@@ -34,14 +34,12 @@ def history(turns: int, size: int = 400) -> list[Message]:
     return msgs
 
 
-@pytest.mark.asyncio
 async def test_a_prompt_that_fits_is_sent_unchanged() -> None:
     msgs = [*history(2), Message.user("latest")]
     kept, report = await fit(msgs, 10_000)
     assert kept == msgs and report is None
 
 
-@pytest.mark.asyncio
 async def test_oldest_turns_go_first_and_system_and_latest_turn_stay() -> None:
     msgs = [*history(10), Message.user("the latest question")]
     budget = prompt_bytes(msgs) // 2
@@ -56,7 +54,6 @@ async def test_oldest_turns_go_first_and_system_and_latest_turn_stay() -> None:
     assert len(msgs) == 22, "the caller's list is not modified"
 
 
-@pytest.mark.asyncio
 async def test_a_call_keeps_its_result_when_older_turns_are_dropped() -> None:
     call = ToolCall.make("lookup", {"q": "x"})
     old_turn = [Message.user("old " + "o" * 3000), Message.assistant(None, [call]),
@@ -69,7 +66,6 @@ async def test_a_call_keeps_its_result_when_older_turns_are_dropped() -> None:
     assert report is not None and report.dropped_messages == 4
 
 
-@pytest.mark.asyncio
 async def test_a_huge_observation_in_the_current_turn_is_cut_in_the_middle_with_a_note() -> None:
     call = ToolCall.make("read_file", {"path": "big.txt"})
     observation = "HEAD-MARK " + "x" * 20_000 + " TAIL-MARK"
@@ -84,7 +80,6 @@ async def test_a_huge_observation_in_the_current_turn_is_cut_in_the_middle_with_
     assert report is not None and report.cut_observations == 1 and report.cut_characters > 17_000
 
 
-@pytest.mark.asyncio
 async def test_a_latest_user_turn_over_the_budget_is_a_typed_error_not_a_silent_cut() -> None:
     msgs = [Message.system("sys"), Message.user("u" * 5000)]
     with pytest.raises(ContextLengthError, match="max_input_tokens"):
@@ -96,7 +91,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     yield from scripted_server(monkeypatch)
 
 
-@pytest.mark.asyncio
 async def test_the_request_on_the_wire_carries_only_what_fits(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("Paris"))
     model = OpenAICompatible(server.base_url, server.model, max_input_tokens=1500,
@@ -111,7 +105,6 @@ async def test_the_request_on_the_wire_carries_only_what_fits(server: ScriptedSe
     assert response.truncation.dropped_messages == len(msgs) - len(sent)
 
 
-@pytest.mark.asyncio
 async def test_default_budget_is_32k_tokens(server: ScriptedServer) -> None:
     model = OpenAICompatible(server.base_url, server.model)
     async with model:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import retrieval_docgen as docgen  # noqa: E402
+import retrieval_docgen as docgen
 
-from qwen_agent.agents import Assistant  # noqa: E402
-from qwen_agent.retrieval import KnowledgeBase  # noqa: E402
+from qwen_agent.agents import Assistant
+from qwen_agent.retrieval import KnowledgeBase
 
 pytestmark = pytest.mark.model
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
-from qwen_agent.llm.hf_convert import (
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
+from qwen_agent.llm.distribution.hf_convert import (
     MANIFEST_NAME,
     TOKENIZER_SAMPLES,
     ConversionError,
@@ -55,7 +55,7 @@ def test_converted_folder_is_complete_dense_and_verified(hf_folder: Path) -> Non
 def test_tokenizer_ids_and_chat_template_match_the_gguf(hf_folder: Path, embedded_model_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from qwen_agent.llm.llamacpp_runtime import load_llama
+    from qwen_agent.llm.backends.llamacpp_runtime import load_llama
 
     tokenizer = AutoTokenizer.from_pretrained(hf_folder)
     llm = load_llama(embedded_model_path, extra_buffer_types=False, vocab_only=True, n_ctx=256, verbose=False)
@@ -70,7 +70,7 @@ def test_tokenizer_ids_and_chat_template_match_the_gguf(hf_folder: Path, embedde
     # The same check the conversion runs: it passes here, and fails on a tokenizer that differs by one token.
     check_tokenizer(tokenizer, embedded_model_path)
     tokenizer.add_tokens(["Paris"])
-    with pytest.raises(ConversionError, match="disagrees with llama.cpp"):
+    with pytest.raises(ConversionError, match=r"disagrees with llama.cpp"):
         check_tokenizer(tokenizer, embedded_model_path, samples=("The capital of France is Paris.",))
 
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from qwen_agent import bounded_json
 from qwen_agent.bounded_json import JsonDepthError, nesting_exceeds, value_exceeds
+from qwen_agent.llm.backends.openai_wire import StreamAccumulator, parse_completion
 from qwen_agent.llm.errors import ModelProtocolError
-from qwen_agent.llm.openai_wire import StreamAccumulator, parse_completion
 from qwen_agent.messages import ToolCall
 from qwen_agent.prompting.spans import SpanIndex, json_span_end, lenient_nesting_exceeds
 

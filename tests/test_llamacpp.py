@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.llm.base import SamplingParams
+from qwen_agent.llm.distribution.store import default_model_path
 from qwen_agent.llm.errors import ModelError, ModelNotFoundError, ModelRequestError
-from qwen_agent.llm.llamacpp import LlamaCpp
-from qwen_agent.llm.model_store import default_model_path
 from qwen_agent.messages import ImagePart, ImageURL, Message, TextPart
 
 pytestmark = pytest.mark.model
@@ -28,7 +28,6 @@ async def model() -> AsyncIterator[LlamaCpp]:
         await llm.aclose()
 
 
-@pytest.mark.asyncio
 async def test_plain_chat_answers(model: LlamaCpp) -> None:
     reply = await model.achat("What is 2+2? Answer with the number only.")
     assert "4" in reply.text
@@ -37,7 +36,6 @@ async def test_plain_chat_answers(model: LlamaCpp) -> None:
     assert model.count_tokens("<|im_start|>user\nhello<|im_end|>") == 5  # special tokens count as one each
 
 
-@pytest.mark.asyncio
 async def test_stream_concatenation_equals_chat(model: LlamaCpp, caplog: pytest.LogCaptureFixture) -> None:
     question = [Message.user([TextPart(text="Name three primary colours, comma separated."),
                               ImagePart(image_url=ImageURL(url="data:image/png;base64,AAAA"))])]
@@ -55,7 +53,6 @@ async def test_stream_concatenation_equals_chat(model: LlamaCpp, caplog: pytest.
     assert "dropping image_url part" in caplog.text  # the text-only model cannot see it, and says so
 
 
-@pytest.mark.asyncio
 async def test_stop_words_stop(model: LlamaCpp) -> None:
     prompt = "Count from 1 to 10, separated by commas. Only the numbers."
     full = await model.achat(prompt)
@@ -65,7 +62,6 @@ async def test_stop_words_stop(model: LlamaCpp) -> None:
     assert cut.usage.completion_tokens < full.usage.completion_tokens
 
 
-@pytest.mark.asyncio
 async def test_second_turn_reuses_the_kv_cache(model: LlamaCpp) -> None:
     history = [Message.system("You are terse."), Message.user("What is the capital of France? One word.")]
     first = await model.achat(history)
@@ -93,7 +89,6 @@ async def test_second_turn_reuses_the_kv_cache(model: LlamaCpp) -> None:
         await cold.aclose()
 
 
-@pytest.mark.asyncio
 async def test_grammar_constrains_decoding(model: LlamaCpp) -> None:
     messages = [Message.user("Is water wet? Explain in detail.")]
     params = model.params.merged(SamplingParams(max_tokens=16))
@@ -107,7 +102,6 @@ async def test_grammar_constrains_decoding(model: LlamaCpp) -> None:
     assert (await model.achat("Say hi.")).text  # a refused grammar leaves the model usable
 
 
-@pytest.mark.asyncio
 async def test_corrupt_and_missing_files_raise_typed_errors(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.gguf"
     garbage.write_bytes(b"not a gguf at all" * 1000)
@@ -123,7 +117,6 @@ async def test_corrupt_and_missing_files_raise_typed_errors(tmp_path: Path) -> N
         await LlamaCpp(tmp_path / "absent.gguf").achat("hi")
 
 
-@pytest.mark.asyncio
 async def test_concurrent_requests_are_serialised(model: LlamaCpp) -> None:
     a, b = await asyncio.gather(model.achat("What is 3+4? Number only."), model.achat("What is 10-2? Number only."))
     assert "7" in a.text and "8" in b.text
@@ -131,7 +124,6 @@ async def test_concurrent_requests_are_serialised(model: LlamaCpp) -> None:
     assert solo.text == a.text
 
 
-@pytest.mark.asyncio
 async def test_cancelled_stream_stops_generation(model: LlamaCpp) -> None:
     stream = model.astream("Write a long story about a dragon.", params=SamplingParams(max_tokens=300))
     seen = 0

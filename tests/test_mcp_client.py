@@ -60,7 +60,6 @@ async def stdio_tools() -> AsyncIterator[Toolbox]:
         yield Toolbox(toolset)
 
 
-@pytest.mark.asyncio
 async def test_stdio_list_and_call(stdio_tools: Toolbox) -> None:
     assert {"add", "echo", "lookup_capital", "crash", "hang", "read_resource"} <= set(stdio_tools.names)
     schema = stdio_tools.get("echo").schema()
@@ -74,7 +73,6 @@ async def test_stdio_list_and_call(stdio_tools: Toolbox) -> None:
     assert "Call Shuri" in out.text
 
 
-@pytest.mark.asyncio
 async def test_bad_arguments_and_tool_errors_are_observations(stdio_tools: Toolbox) -> None:
     out = await stdio_tools.execute(ToolCall.make("add", {"a": 1}))
     assert out.is_error and "argument 'b'" in out.text
@@ -84,7 +82,6 @@ async def test_bad_arguments_and_tool_errors_are_observations(stdio_tools: Toolb
     assert out.text == "The capital of Wakanda is Birnin Zana."
 
 
-@pytest.mark.asyncio
 async def test_server_crash_mid_call_is_a_clear_error_and_the_next_call_restarts_it(stdio_tools: Toolbox) -> None:
     out = await stdio_tools.execute(ToolCall.make("crash", {}))
     assert out.is_error and "MCP server 'demo'" in out.text and "restarted" in out.text
@@ -92,7 +89,6 @@ async def test_server_crash_mid_call_is_a_clear_error_and_the_next_call_restarts
     assert out.text == "3" and not out.is_error
 
 
-@pytest.mark.asyncio
 async def test_hanging_call_times_out_and_the_server_keeps_serving(stdio_tools: Toolbox) -> None:
     t0 = time.perf_counter()
     out = await stdio_tools.execute(ToolCall.make("hang", {}))
@@ -102,7 +98,6 @@ async def test_hanging_call_times_out_and_the_server_keeps_serving(stdio_tools: 
     assert out.text == "10"
 
 
-@pytest.mark.asyncio
 async def test_child_process_is_terminated_on_close() -> None:
     before = _children()
     toolset = await MCPToolset(STDIO).start()
@@ -115,7 +110,6 @@ async def test_child_process_is_terminated_on_close() -> None:
     assert not (spawned & _children())
 
 
-@pytest.mark.asyncio
 async def test_closing_the_tool_through_the_toolbox_also_stops_the_server() -> None:
     before = _children()
     async with load_mcp_tools(STDIO) as tools:
@@ -128,7 +122,6 @@ async def test_closing_the_tool_through_the_toolbox_also_stops_the_server() -> N
     assert not (_children() - before)
 
 
-@pytest.mark.asyncio
 async def test_streamable_http_list_call_and_crash(http_server: str) -> None:
     config = {"mcpServers": {"web": {"url": http_server, "timeout": 2, "tool_prefix": "web."}}}
     async with MCPToolset(config) as toolset:
@@ -144,7 +137,6 @@ async def test_streamable_http_list_call_and_crash(http_server: str) -> None:
         assert out.is_error and "web" in out.text
 
 
-@pytest.mark.asyncio
 async def test_server_that_cannot_start_gives_a_start_error() -> None:
     bad = {"mcpServers": {"broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(2)"],
                                      "startup_timeout": 5}}}

@@ -72,7 +72,8 @@ def test_legacy_function_role_becomes_tool() -> None:
 
 def test_tool_schemas_from_openai_and_plain_dicts() -> None:
     spec = {"type": "function", "function": {"name": "get_weather", "description": "Weather.",
-                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                             "parameters": {"type": "object",
+                                                            "properties": {"city": {"type": "string"}},
                                                             "required": ["city"]}}}
     (schema,) = as_tool_schemas([spec])
     assert schema.name == "get_weather" and schema.parameters["required"] == ["city"]

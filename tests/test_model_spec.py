@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from qwen_agent.llm.backends.llamacpp import LlamaCpp
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.errors import ModelConnectionError, ModelNotFoundError
-from qwen_agent.llm.llamacpp import LlamaCpp
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.llm.spec import ModelSpec, ModelSpecError, load_model
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
@@ -56,13 +56,12 @@ def test_spec_comes_from_the_environment_when_not_given(monkeypatch: pytest.Monk
 def test_load_model_builds_each_backend_without_loading_anything() -> None:
     embedded = load_model("llamacpp:", n_ctx=2048, max_input_tokens=1000)
     assert isinstance(embedded, LlamaCpp) and embedded.n_ctx == 2048 and embedded.max_input_tokens == 1000
-    assert embedded._llm is None, "models load on first use"
+    assert not embedded.loaded, "models load on first use"
     server = load_model("openai:http://127.0.0.1:9/v1#served", api_key="k")
     assert isinstance(server, OpenAICompatible)
     assert (server.base_url, server.model, server.api_key) == ("http://127.0.0.1:9/v1", "served", "k")
 
 
-@pytest.mark.asyncio
 async def test_a_wrong_served_name_lists_what_the_server_offers() -> None:
     async with ScriptedServer(models=["qwen-a", "qwen-b"]) as srv:
         model = load_model(f"openai:{srv.base_url}#qwen-c")
@@ -72,7 +71,6 @@ async def test_a_wrong_served_name_lists_what_the_server_offers() -> None:
     assert "qwen-c" in str(info.value) and "qwen-a" in str(info.value) and "qwen-b" in str(info.value)
 
 
-@pytest.mark.asyncio
 async def test_a_server_that_is_down_is_a_connection_error_naming_it() -> None:
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -87,7 +85,8 @@ def test_the_cli_takes_a_spec() -> None:
     with ScriptedServer(models=["qwen-test"]) as srv:
         srv.script(ScriptedReply.text("pong"))
         proc = subprocess.run([sys.executable, "-m", "qwen_agent.cli", "run", "ping", "--model",
-                               f"openai:{srv.base_url}#qwen-test"], capture_output=True, text=True, timeout=120, check=False)
+                               f"openai:{srv.base_url}#qwen-test"],
+                              capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         assert "pong" in proc.stdout
         assert srv.chat_requests[-1].body["model"] == "qwen-test"

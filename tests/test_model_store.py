@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
-from qwen_agent.llm.errors import ModelNotFoundError
-from qwen_agent.llm.model_store import (
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart
+from qwen_agent.llm.distribution.store import (
     ModelDownloadError,
     PullProgress,
     cache_dir,
@@ -33,6 +32,7 @@ from qwen_agent.llm.model_store import (
     resolve,
     verify,
 )
+from qwen_agent.llm.errors import ModelNotFoundError
 
 PART_SIZES = (1_500_000, 1_500_000, 700_000)  # crosses the 1 MiB copy block inside and between parts
 
@@ -172,7 +172,7 @@ def test_missing_pip_gives_a_clear_error(home: Path, tmp_path: Path, index: tupl
 
 
 def test_resolve_and_list(home: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="qwen-agent models pull qwen2.5-coder-0.5b"):
+    with pytest.raises(ModelNotFoundError, match=r"qwen-agent models pull qwen2.5-coder-0.5b"):
         default_model_path()
     with pytest.raises(ModelNotFoundError, match="known models"):
         resolve("no-such-model")

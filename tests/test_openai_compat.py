@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from support_scripted import TIME, WEATHER, make_model, scripted_server
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import ChatResponse, FunctionCalling, SamplingParams
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.testing import ScriptedReply, ScriptedServer, ScriptedToolCall
 
@@ -32,7 +32,6 @@ async def collect(model: OpenAICompatible, *args, **kwargs) -> tuple[str, str, C
     return "".join(text), "".join(reasoning), response
 
 
-@pytest.mark.asyncio
 async def test_plain_chat_non_streaming(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("Hello from the scripted model.", prompt_tokens=7, completion_tokens=5))
     async with make_model(server) as model:
@@ -48,7 +47,6 @@ async def test_plain_chat_non_streaming(server: ScriptedServer) -> None:
     assert "tools" not in body
 
 
-@pytest.mark.asyncio
 async def test_plain_chat_streaming(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("Streaming works, token by token.", chunk_size=3, completion_tokens=8))
     async with make_model(server) as model:
@@ -62,7 +60,6 @@ async def test_plain_chat_streaming(server: ScriptedServer) -> None:
     assert body["stream_options"] == {"include_usage": True}
 
 
-@pytest.mark.asyncio
 async def test_stop_words_sampling_params_and_extra_body_are_sent(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("ok"), ScriptedReply.text("ok"))
     model = make_model(
@@ -93,7 +90,6 @@ async def test_stop_words_sampling_params_and_extra_body_are_sent(server: Script
         assert request.headers["x-trace"] == "abc"
 
 
-@pytest.mark.asyncio
 async def test_unset_params_are_not_sent(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("ok"))
     async with make_model(server) as model:
@@ -103,7 +99,6 @@ async def test_unset_params_are_not_sent(server: ScriptedServer) -> None:
         assert key not in body, key
 
 
-@pytest.mark.asyncio
 async def test_native_tool_call_streamed_with_fragmented_arguments(server: ScriptedServer) -> None:
     args = {"city": "Paris", "unit": "celsius"}
     server.script(ScriptedReply(tool_calls=[ScriptedToolCall(name="get_weather", arguments=args, id="call_w1")],
@@ -121,7 +116,6 @@ async def test_native_tool_call_streamed_with_fragmented_arguments(server: Scrip
     assert response.message.to_openai()["tool_calls"][0]["function"]["arguments"] == json.dumps(args)
 
 
-@pytest.mark.asyncio
 async def test_native_tool_call_non_streaming(server: ScriptedServer) -> None:
     server.script(ScriptedReply.call("get_weather", {"city": "Oslo"}))
     async with make_model(server, function_calling=NATIVE) as model:
@@ -132,7 +126,6 @@ async def test_native_tool_call_non_streaming(server: ScriptedServer) -> None:
     assert server.chat_requests[0].body["tools"][0]["function"]["name"] == "get_weather"
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_parallel_native_calls(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply(
@@ -152,7 +145,6 @@ async def test_parallel_native_calls(server: ScriptedServer, stream: bool) -> No
     assert response.text == "Checking both."
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_native_mode_falls_back_to_parsing_a_bare_json_call(server: ScriptedServer, stream: bool) -> None:
     # What vLLM's hermes parser does with small Qwen models: no tool_calls, the call sits in the text.
@@ -166,9 +158,9 @@ async def test_native_mode_falls_back_to_parsing_a_bare_json_call(server: Script
     assert "tools" in server.chat_requests[0].body
 
 
-@pytest.mark.asyncio
 async def test_prompted_mode_sends_no_tools_field_and_describes_tools_in_system(server: ScriptedServer) -> None:
-    server.script(ScriptedReply.text('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Kyiv"}}\n</tool_call>'))
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Kyiv"}}\n</tool_call>'
+    server.script(ScriptedReply.text(call))
     async with make_model(server) as model:  # prompted is the default mode
         response = await model.achat([Message.user("Weather in Kyiv?")], [WEATHER])
     body = server.chat_requests[0].body
@@ -179,7 +171,6 @@ async def test_prompted_mode_sends_no_tools_field_and_describes_tools_in_system(
     assert [(c.name, c.arguments) for c in response.tool_calls] == [("get_weather", {"city": "Kyiv"})]
 
 
-@pytest.mark.asyncio
 async def test_prompted_mode_renders_tool_history_as_plain_messages(server: ScriptedServer) -> None:
     call = ToolCall.make("get_weather", {"city": "Kyiv"}, id="call_1")
     history = [Message.user("Weather in Kyiv?"), Message.assistant(None, [call]),
@@ -194,7 +185,6 @@ async def test_prompted_mode_renders_tool_history_as_plain_messages(server: Scri
     assert any("12 C, cloudy" in (m.get("content") or "") for m in sent)
 
 
-@pytest.mark.asyncio
 async def test_constrained_prompted_mode_sends_a_grammar(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("Fine."))
     constrained = FunctionCalling(mode="prompted", constrained=True)
@@ -204,7 +194,6 @@ async def test_constrained_prompted_mode_sends_a_grammar(server: ScriptedServer)
     assert isinstance(body.get("grammar"), str) and "get_weather" in body["grammar"]
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_reasoning_content_is_kept_apart(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply(content="42.", reasoning="Six times seven.", chunk_size=5))
@@ -218,7 +207,6 @@ async def test_reasoning_content_is_kept_apart(server: ScriptedServer, stream: b
     assert response.message.reasoning_content == "Six times seven."
 
 
-@pytest.mark.asyncio
 async def test_list_models_and_model_name_from_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("QWEN_AGENT_API_KEY", raising=False)
@@ -242,7 +230,6 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, server: ScriptedServer) -> No
         OpenAICompatible.from_env()
 
 
-@pytest.mark.asyncio
 async def test_tool_call_deltas_without_index_and_object_arguments(server: ScriptedServer) -> None:
     # Some servers omit "index" and send arguments as an object; usage may come from llama.cpp "timings".
     def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from support_scripted import FAST_BACKOFF, closed_port, make_model, scripted_server
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff, parse_retry_after
 from qwen_agent.llm.errors import (
     ContextLengthError,
     ModelAuthError,
@@ -20,8 +22,6 @@ from qwen_agent.llm.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff, parse_retry_after
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
 
@@ -38,7 +38,6 @@ async def stream_text(model: OpenAICompatible, seen: list[str]) -> str:
     raise AssertionError("no final response")
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_retries_500_503_429_then_succeeds(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply.fail(500, "boom"), ScriptedReply.fail(503, "loading"),
@@ -49,7 +48,6 @@ async def test_retries_500_503_429_then_succeeds(server: ScriptedServer, stream:
     assert len(server.chat_requests) == 4
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("status", "error"), [(503, ModelServerError), (429, ModelRateLimitError)])
 async def test_gives_up_after_max_retries_with_typed_error(server: ScriptedServer, status: int, error: type) -> None:
     server.script(*[ScriptedReply.fail(status, "overloaded") for _ in range(3)])
@@ -61,7 +59,6 @@ async def test_gives_up_after_max_retries_with_typed_error(server: ScriptedServe
     assert server.base_url in str(info.value)
 
 
-@pytest.mark.asyncio
 async def test_retry_after_is_honoured_and_a_long_one_is_not_waited_for(server: ScriptedServer) -> None:
     server.script(ScriptedReply.fail(429, "wait", headers={"retry-after": "0.15"}), ScriptedReply.text("ok"))
     async with make_model(server) as model:
@@ -85,7 +82,6 @@ def test_backoff_grows_exponentially_and_parses_http_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: go now
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_no_retry_on_400_and_the_server_message_is_shown(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply.fail(400, "top_k must be positive"))
@@ -96,7 +92,6 @@ async def test_no_retry_on_400_and_the_server_message_is_shown(server: ScriptedS
     assert len(server.chat_requests) == 1
 
 
-@pytest.mark.asyncio
 async def test_context_length_error_is_recognised(server: ScriptedServer) -> None:
     server.script(ScriptedReply.fail(400, "This model's maximum context length is 32768 tokens. However, you "
                                           "requested 40000 tokens."))
@@ -105,14 +100,13 @@ async def test_context_length_error_is_recognised(server: ScriptedServer) -> Non
             await model.achat("Hi")
 
 
-@pytest.mark.asyncio
 async def test_401_is_an_auth_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("QWEN_AGENT_API_KEY", raising=False)
     async with ScriptedServer(api_key="sk-right") as srv:
         srv.script(ScriptedReply.text("welcome"))
         async with OpenAICompatible(srv.base_url, "scripted-model", api_key="sk-wrong", backoff=FAST_BACKOFF) as bad:
-            with pytest.raises(ModelAuthError, match="Incorrect API key.*QWEN_AGENT_API_KEY"):
+            with pytest.raises(ModelAuthError, match=r"Incorrect API key.*QWEN_AGENT_API_KEY"):
                 await bad.achat("Hi")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
         async with OpenAICompatible(srv.base_url, "scripted-model") as good:
@@ -120,7 +114,6 @@ async def test_401_is_an_auth_error(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(srv.chat_requests) == 2  # 401 is not retried
 
 
-@pytest.mark.asyncio
 async def test_404_for_a_wrong_model_lists_the_served_models(server: ScriptedServer) -> None:
     async with make_model(server, model="qwen-typo") as model:
         with pytest.raises(ModelRequestError) as info:
@@ -133,7 +126,6 @@ async def test_404_for_a_wrong_model_lists_the_served_models(server: ScriptedSer
         ("GET", "models"), ("POST", "completions")]
 
 
-@pytest.mark.asyncio
 async def test_connection_refused_is_a_quick_connection_error() -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     start = time.perf_counter()
@@ -144,18 +136,16 @@ async def test_connection_refused_is_a_quick_connection_error() -> None:
     assert time.perf_counter() - start < 5
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_read_timeout_is_a_timeout_error(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply.text("too late", delay=2.0))
     timeout = httpx.Timeout(5.0, read=0.2)
     async with make_model(server, timeout=timeout) as model:
-        with pytest.raises(ModelTimeoutError, match="0.2 s"):
+        with pytest.raises(ModelTimeoutError, match=r"0.2 s"):
             await stream_text(model, []) if stream else await model.achat("Hi")
     assert len(server.chat_requests) == 1  # a read timeout is not retried
 
 
-@pytest.mark.asyncio
 async def test_a_stalled_stream_times_out(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("one two three four", chunk_size=4, chunk_delay=1.0))
     async with make_model(server, timeout=httpx.Timeout(5.0, read=0.2)) as model:
@@ -163,7 +153,6 @@ async def test_a_stalled_stream_times_out(server: ScriptedServer) -> None:
             await stream_text(model, [])
 
 
-@pytest.mark.asyncio
 async def test_stream_cut_in_the_middle_is_a_protocol_error_and_not_retried(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("This reply will be cut off", chunk_size=4, cut_after=3),
                   ScriptedReply.text("a retry must not happen"))
@@ -175,7 +164,6 @@ async def test_stream_cut_in_the_middle_is_a_protocol_error_and_not_retried(serv
     assert len(server.chat_requests) == 1
 
 
-@pytest.mark.asyncio
 async def test_stream_ended_without_done_or_finish_reason(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("half a repl", chunk_size=4, cut_after=2, cut_cleanly=True))
     async with make_model(server) as model:
@@ -183,15 +171,13 @@ async def test_stream_ended_without_done_or_finish_reason(server: ScriptedServer
             await stream_text(model, [])
 
 
-@pytest.mark.asyncio
 async def test_invalid_json_body_is_a_protocol_error(server: ScriptedServer) -> None:
     server.script(ScriptedReply(body="<html>502 Bad Gateway</html>"))
     async with make_model(server) as model:
-        with pytest.raises(ModelProtocolError, match="not JSON.*Bad Gateway"):
+        with pytest.raises(ModelProtocolError, match=r"not JSON.*Bad Gateway"):
             await model.achat("Hi")
 
 
-@pytest.mark.asyncio
 async def test_json_without_choices_is_a_protocol_error(server: ScriptedServer) -> None:
     server.script(ScriptedReply(body='{"object": "list", "data": []}'))
     async with make_model(server) as model:
@@ -199,7 +185,6 @@ async def test_json_without_choices_is_a_protocol_error(server: ScriptedServer) 
             await model.achat("Hi")
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("stream", [True, False])
 async def test_dropped_connection_before_any_response_is_retried(server: ScriptedServer, stream: bool) -> None:
     server.script(ScriptedReply(drop=True), ScriptedReply.text("second try"))
@@ -209,7 +194,6 @@ async def test_dropped_connection_before_any_response_is_retried(server: Scripte
     assert len(server.chat_requests) == 2
 
 
-@pytest.mark.asyncio
 async def test_stream_cut_before_any_text_is_retried(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("lost", cut_after=1), ScriptedReply.text("complete"))
     async with make_model(server) as model:
@@ -217,7 +201,6 @@ async def test_stream_cut_before_any_text_is_retried(server: ScriptedServer) -> 
     assert len(server.chat_requests) == 2
 
 
-@pytest.mark.asyncio
 async def test_an_sse_event_that_is_not_json_is_a_protocol_error(server: ScriptedServer) -> None:
     server.script(ScriptedReply(stream_payloads=['{"choices": [{"index": 0, "delta": {"content": "ok"}}]}',
                                                  "{not json", "[DONE]"]))
@@ -226,7 +209,6 @@ async def test_an_sse_event_that_is_not_json_is_a_protocol_error(server: Scripte
             await stream_text(model, [])
 
 
-@pytest.mark.asyncio
 async def test_an_error_event_in_the_stream_is_raised_with_its_message(server: ScriptedServer) -> None:
     # vLLM reports failures that happen after the 200 as an error object inside the stream.
     server.script(ScriptedReply(stream_payloads=[
@@ -236,7 +218,6 @@ async def test_an_error_event_in_the_stream_is_raised_with_its_message(server: S
             await stream_text(model, [])
 
 
-@pytest.mark.asyncio
 async def test_a_server_that_ignores_stream_true_still_works(server: ScriptedServer) -> None:
     server.script(ScriptedReply.text("one JSON body", ignore_stream=True))
     seen: list[str] = []

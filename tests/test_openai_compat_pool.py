@@ -21,22 +21,19 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     yield from scripted_server(monkeypatch)
 
 
-@pytest.mark.asyncio
 async def test_one_tcp_connection_across_many_requests(server: ScriptedServer) -> None:
     server.responder = lambda body: ScriptedReply.text("ok")
     async with make_model(server) as model:
         for _ in range(5):
             assert (await model.achat("Hi")).text == "ok"
         for _ in range(2):
-            async for delta in model.astream("Hi"):
-                pass
+            delta = [d async for d in model.astream("Hi")][-1]
             assert delta.response is not None and delta.response.text == "ok"
     assert len(server.chat_requests) == 7
     assert server.connections == 1
     assert len({r.peer_port for r in server.requests}) == 1
 
 
-@pytest.mark.asyncio
 async def test_concurrent_requests_share_the_pool(server: ScriptedServer) -> None:
     server.responder = lambda body: ScriptedReply.text(body["messages"][-1]["content"].upper())
     async with make_model(server) as model:
@@ -83,7 +80,6 @@ def test_sync_wrappers(server: ScriptedServer) -> None:
     assert server.connections == 1  # the sync wrappers' background loop kept its client
 
 
-@pytest.mark.asyncio
 async def test_per_request_overhead_against_bare_httpx(server: ScriptedServer) -> None:
     """Figures for the report (printed with -s), not a timing assertion: the framework vs a bare httpx post."""
     server.responder = lambda body: ScriptedReply.text("The answer is 42.")

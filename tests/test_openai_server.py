@@ -3,7 +3,7 @@ is exercised by the conformance suite)."""
 
 from __future__ import annotations
 
-from qwen_agent.llm.openai_server import ServerInfo, apply_dialect, server_root, tokenize_body
+from qwen_agent.llm.backends.openai_server import ServerInfo, apply_dialect, server_root, tokenize_body
 from qwen_agent.messages import Message, ToolSchema
 
 VLLM_MODELS = {"object": "list", "data": [{"id": "qwen", "object": "model", "owned_by": "vllm", "root": "/m",

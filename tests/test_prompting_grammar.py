@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from qwen_agent.llm.model_store import default_model_path
+from qwen_agent.llm.distribution.store import default_model_path
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting import FORMATS, get_format
 from qwen_agent.prompting.grammar import GrammarError
@@ -22,7 +22,7 @@ from qwen_agent.prompting.grammar import GrammarError
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is a declared dependency of these tests")
 
 
-class Unit(str, Enum):
+class Unit(str, Enum):  # noqa: UP042 - the (str, Enum) style users write, on purpose
     celsius = "celsius"
     fahrenheit = "fahrenheit"
 
@@ -144,8 +144,8 @@ def test_a_grammar_needs_tools() -> None:
 
 def test_constrained_generation_with_the_real_model_yields_a_valid_call() -> None:
     """End to end: the embedded model, held to the nous grammar, produces a call our parser reads and validates."""
+    from qwen_agent.llm.backends.llamacpp import LlamaCpp
     from qwen_agent.llm.base import FunctionCalling, SamplingParams
-    from qwen_agent.llm.llamacpp import LlamaCpp
 
     model = LlamaCpp(n_ctx=2048, params=SamplingParams(temperature=0.0, max_tokens=60),
                      function_calling=FunctionCalling(format="nous", constrained=True))

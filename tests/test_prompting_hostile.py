@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from qwen_agent.bounded_json import MAX_DEPTH, value_exceeds
 from qwen_agent.messages import ToolSchema
 from qwen_agent.prompting import FORMATS, ParsedReply, get_format
+from qwen_agent.prompting.call_shapes import MAX_CALLS, MAX_ERRORS
 from qwen_agent.prompting.lenient_json import REPAIR_BUDGET, REPAIR_FRAGMENT
-from qwen_agent.prompting.shapes import MAX_CALLS, MAX_ERRORS
 
 TOOLS = [
     ToolSchema(name="add", description="Add two numbers.",

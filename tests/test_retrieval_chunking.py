@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from qwen_agent.retrieval.bm25 import tokenize
@@ -21,7 +23,7 @@ def test_chunks_respect_limit_and_sentence_boundaries() -> None:
         assert (chunk.page, chunk.heading) == (4, "H")
     assert [c.position for c in chunks] == list(range(len(chunks)))
     # overlap: each chunk starts with the last sentence(s) of the previous one
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.text.split(". ")[0] in prev.text
     # nothing lost
     joined = " ".join(c.text for c in chunks)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import retrieval_docgen as docgen  # noqa: E402
+import retrieval_docgen as docgen
 
-from qwen_agent.retrieval import KnowledgeBase  # noqa: E402
+from qwen_agent.retrieval import KnowledgeBase
 
 CHILD = textwrap.dedent(
     """

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import retrieval_docgen as docgen  # noqa: E402
+import retrieval_docgen as docgen
 
-from qwen_agent.retrieval import KnowledgeBase, KnowledgeBaseConfig, StoreError, format_passages  # noqa: E402
-from qwen_agent.retrieval.embeddings import DEFAULT_MODEL, default_model_path  # noqa: E402
-from qwen_agent.retrieval.search import CrossEncoderReranker  # noqa: E402
-from qwen_agent.tools.retrieval import NOTHING_FOUND, RetrievalTool  # noqa: E402
+from qwen_agent.retrieval import KnowledgeBase, KnowledgeBaseConfig, StoreError, format_passages
+from qwen_agent.retrieval.embeddings import DEFAULT_MODEL, default_model_path
+from qwen_agent.retrieval.search import CrossEncoderReranker
+from qwen_agent.tools import ToolArgumentsError
+from qwen_agent.tools.retrieval import NOTHING_FOUND, RetrievalTool
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_search_modes_and_edge_cases(kb: KnowledgeBase) -> None:
 def test_context_for_whole_documents_or_best_hits(kb: KnowledgeBase) -> None:
     whole = kb.context_for("anything", token_budget=100_000)
     assert all(h.chunk_id is None for h in whole)
-    assert {h.source for h in whole} == {q for q in (d["name"] for d in docgen.load_corpus()["documents"])}
+    assert {h.source for h in whole} == {d["name"] for d in docgen.load_corpus()["documents"]}
     assert [h.page for h in whole if h.source == "travel_policy.pdf"] == [1, 2, 3]
     small = kb.context_for("How long is parental leave?", token_budget=250)
     assert small and small[0].source == "larkspur_handbook.docx" and small[0].chunk_id is not None
@@ -188,7 +189,6 @@ def test_cross_encoder_reranker_reorders(kb: KnowledgeBase) -> None:
     assert hits
 
 
-@pytest.mark.asyncio
 async def test_retrieval_tool(kb: KnowledgeBase) -> None:
     tool = RetrievalTool(kb)
     out = await tool.execute({"query": "How long are guest Wi-Fi vouchers valid?", "k": "2"})
@@ -198,6 +198,6 @@ async def test_retrieval_tool(kb: KnowledgeBase) -> None:
     empty = await tool.execute({"query": "zzqx", "k": 1})
     assert empty.text in (NOTHING_FOUND,) or empty.data  # vector search always returns something
     bad = tool.validate_args
-    with pytest.raises(Exception):
+    with pytest.raises(ToolArgumentsError):
         bad({"k": 3})
     assert asyncio.iscoroutinefunction(tool.execute)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import retrieval_docgen as docgen  # noqa: E402
+import retrieval_docgen as docgen
 
-from qwen_agent.retrieval.discovery import discover  # noqa: E402
-from qwen_agent.retrieval.errors import LoaderError  # noqa: E402
-from qwen_agent.retrieval.loaders import load_document  # noqa: E402
+from qwen_agent.retrieval.discovery import discover
+from qwen_agent.retrieval.errors import LoaderError
+from qwen_agent.retrieval.loaders import load_document
 
 
 @pytest.fixture(scope="module")

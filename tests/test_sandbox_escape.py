@@ -50,7 +50,6 @@ async def value(kernel: Kernel, code: str):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.asyncio
 async def test_cannot_reach_a_host_tcp_listener(kernel):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -72,7 +71,6 @@ print(json.dumps(r))""")
         server.close()
 
 
-@pytest.mark.asyncio
 async def test_only_loopback_interface(kernel):
     names = await value(kernel, "import socket, json; print(json.dumps([n for _, n in socket.if_nameindex()]))")
     assert names == ["lo"]
@@ -80,7 +78,6 @@ async def test_only_loopback_interface(kernel):
     assert host  # the host still has its interfaces
 
 
-@pytest.mark.asyncio
 async def test_host_files_are_invisible(kernel, tmp_path):
     secret = tmp_path / "host-secret.txt"
     secret.write_text("host only")
@@ -118,7 +115,6 @@ def _visible_children(parent: Path) -> list[str]:
     return sorted(names)
 
 
-@pytest.mark.asyncio
 async def test_secret_env_var_does_not_leak(kernel):
     got = await value(kernel, f"""
 import os, json, glob
@@ -136,7 +132,6 @@ print(json.dumps([seen, leaks, sorted(os.environ)]))""")
     assert os.environ[SECRET_ENV] == SECRET_VALUE
 
 
-@pytest.mark.asyncio
 async def test_writes_outside_the_work_dir_fail(kernel):
     targets = ["/etc/evil", "/usr/evil", "/root/evil", "/evil", str(PROJECT / "evil"), "/home/evil",
                "/proc/sys/kernel/hostname"]
@@ -156,7 +151,6 @@ print(json.dumps(out))""")
     assert (kernel.work_dir / "inside.txt").read_text() == "ok"
 
 
-@pytest.mark.asyncio
 async def test_python_environment_is_read_only(kernel):
     site = Path(json.__file__).parent.parent  # stdlib of the base interpreter
     venv_site = Path(psutil.__file__).parent.parent
@@ -175,7 +169,6 @@ print(json.dumps(out))""")
     assert "os.system" not in Path(json.__file__).read_text()
 
 
-@pytest.mark.asyncio
 async def test_fork_bomb_is_contained(kernel):
     got = await value(kernel, """
 import os, time, json
@@ -197,7 +190,6 @@ print(json.dumps([len(pids), err]))""")
     assert (await py(kernel, "print('alive')")).stdout == "alive\n"
 
 
-@pytest.mark.asyncio
 async def test_memory_bomb_is_contained(kernel):
     host_before = psutil.virtual_memory().available
     res = await py(kernel, "x = bytearray(8 * 1024**3)")
@@ -206,7 +198,6 @@ async def test_memory_bomb_is_contained(kernel):
     assert (await py(kernel, "print('alive')")).stdout == "alive\n"
 
 
-@pytest.mark.asyncio
 async def test_infinite_loop_is_interrupted(kernel):
     await py(kernel, "state = 'kept'")
     t0 = time.monotonic()
@@ -215,7 +206,6 @@ async def test_infinite_loop_is_interrupted(kernel):
     assert (await py(kernel, "print(state)")).stdout == "kept\n"
 
 
-@pytest.mark.asyncio
 async def test_huge_output_is_cut_and_bounded(kernel):
     rss_before = psutil.Process().memory_info().rss
     res = await py(kernel, "while True:\n    print('x' * 100000)", timeout=30)
@@ -225,7 +215,6 @@ async def test_huge_output_is_cut_and_bounded(kernel):
     assert psutil.Process().memory_info().rss - rss_before < 200 * _MiB
 
 
-@pytest.mark.asyncio
 async def test_disk_fill_is_contained(kernel, tmp_path):
     # A fresh kernel: what the output flood before it left in the kernel's memory (up to RLIMIT_AS) must not turn
     # this test's 1 MiB buffer into a MemoryError (seen once in CI).
@@ -256,7 +245,6 @@ while True:
     await py(kernel, "import glob, os\nfor f in glob.glob('chunk*.bin') + glob.glob('big.bin'): os.remove(f)")
 
 
-@pytest.mark.asyncio
 async def test_cannot_signal_host_processes(kernel):
     sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -288,7 +276,6 @@ print(json.dumps(out))""")
         sentinel.wait()
 
 
-@pytest.mark.asyncio
 async def test_proc_does_not_lead_out(kernel, tmp_path):
     secret = tmp_path / "proc-secret.txt"
     secret.write_text("host only")
@@ -312,7 +299,6 @@ print(json.dumps(out))""")
     assert all(v != "READ" and v != "WROTE" for v in got.values()), got
 
 
-@pytest.mark.asyncio
 async def test_cannot_become_root_or_gain_capabilities(kernel):
     got = await value(kernel, """
 import os, json
@@ -368,7 +354,6 @@ HIJACK_NAMES = ["resource", "ctypes", "runpy", "site", "sitecustomize", "usercus
                 "importlib_metadata", "ipykernel_launcher", "encodings_hijack", "signal_hijack", "traceback"]
 
 
-@pytest.mark.asyncio
 async def test_modules_planted_in_the_work_dir_never_run_privileged(tmp_path):
     """The reported escape: plant stdlib-named modules, crash the kernel, let the tool restart it by itself."""
     from qwen_agent.tools.code_interpreter import CodeInterpreter
@@ -399,7 +384,7 @@ os._exit(1)""")
         assert isinstance(plant, ToolOutput) and plant.data["status"] == "died" and plant.data["restarted"], plant
         assert isinstance(after, ToolOutput) and after.data["stdout"] == "1000\n", after
     finally:
-        await tool.close()
+        await tool.aclose()
     assert (sorted(os.listdir(venv_site)), sorted(os.listdir("/usr/lib"))) == before
 
 
@@ -411,7 +396,6 @@ async def _attempt(tool, code: str) -> object:
         return exc
 
 
-@pytest.mark.asyncio
 async def test_the_kernel_starts_isolated_from_its_work_dir(kernel):
     got = await value(kernel, """
 import json, sys, os
@@ -424,7 +408,6 @@ print(json.dumps([sys.flags.isolated, sys.flags.ignore_environment, [p for p in 
     assert run_dir and all(name.startswith("k-") for name in run_dir), run_dir
 
 
-@pytest.mark.asyncio
 async def test_limits_hold_from_the_first_instruction(kernel):
     """rlimits are set on the blocked sandbox by the host (prlimit), so even the first process has them."""
     got = await value(kernel, """
@@ -469,7 +452,6 @@ print(json.dumps(out))
 '''
 
 
-@pytest.mark.asyncio
 async def test_seccomp_refuses_escape_and_exploit_syscalls(kernel):
     got = await value(kernel, SYSCALLS)
     assert got.pop("seccomp") == "2"  # filter mode
@@ -479,7 +461,6 @@ async def test_seccomp_refuses_escape_and_exploit_syscalls(kernel):
     assert refused == {}, refused
 
 
-@pytest.mark.asyncio
 async def test_nested_user_namespaces_cannot_lift_the_limits(kernel):
     """The reported bypass: ``unshare -Ur --mount`` and a fresh, unlimited tmpfs inside it."""
     res = await py(kernel, """
@@ -492,7 +473,6 @@ print(r.returncode, r.stdout.strip(), r.stderr.strip()[:200])""")
     assert "WROTE" not in res.stdout and not res.stdout.startswith("0 "), res.stdout
 
 
-@pytest.mark.asyncio
 async def test_ordinary_work_still_runs_under_the_filter(kernel):
     """The filter must not break what data analysis needs: threads, processes, shared-memory locks, subprocesses."""
     got = await value(kernel, """

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from qwen_agent.sync import run_sync
-from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig
-from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, hostfs
 from qwen_agent.tools.output import ToolOutput
 
 HOST_TEXT = "host only: must never change or leak"
@@ -33,7 +32,7 @@ def tool(tmp_path_factory, host_file):
     t = CodeInterpreter(exec_timeout=20.0, work_dir=tmp_path_factory.mktemp("work"))
     run_sync(t.ensure_started())
     yield t
-    run_sync(t.close())
+    t.close()
     assert host_file.read_text() == HOST_TEXT
 
 
@@ -173,7 +172,7 @@ open('results/table.csv', 'w').write('1,2\\n')
 os.symlink({str(host_file)!r}, 'results/link.txt')
 os.mkfifo('results/pipe')""")
     kind = t.kernel.volume.kind
-    await t.close()
+    await t.aclose()
     assert os.path.ismount(work) is False
     assert (work / "results" / "table.csv").read_text() == "1,2\n"
     if kind == "tmpfs":  # copied back: plain files only

@@ -12,8 +12,7 @@ import time
 import psutil
 import pytest
 
-from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, SandboxLimits
-from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter import CodeInterpreter, SandboxConfig, SandboxLimits, hostfs
 from qwen_agent.tools.output import ToolOutput
 
 _MiB = 1024 * 1024
@@ -57,7 +56,7 @@ print("done")""")
         assert used <= 16 * _MiB + 6 * _MiB  # the quota (the watchdog may overshoot by one image)
         assert (await run(tool, "print('alive')")).data["stdout"] == "alive\n"
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 async def test_one_message_larger_than_the_budget_is_dropped_unread(tmp_path):
@@ -73,7 +72,7 @@ print("sent")""")
         assert psutil.Process().memory_info().rss - rss_before < 150 * _MiB
         assert (await run(tool, "print('alive')")).data["stdout"] == "alive\n"
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 @pytest.mark.parametrize("quota", QUOTAS)
@@ -91,7 +90,7 @@ for i in range(20):
         assert "[image not saved: the work directory is full]" in out.text
         assert len(out.files) < 20
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 @pytest.mark.parametrize("quota", QUOTAS)
@@ -124,7 +123,7 @@ print("returned")""")
             assert used <= 8 * _MiB + 128 * _MiB, used  # overshoot bounded by its scan interval
             assert after.data["restarted"] and "quota" in (after.data["notice"] or ""), after.text
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 @pytest.mark.parametrize("quota", QUOTAS)
@@ -148,7 +147,7 @@ except OSError as e:
             assert out.data["status"] == "timeout" and "file count" in (out.data["notice"] or ""), out.text
             assert entries < 100_000
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 async def test_the_watchdog_never_blocks_the_event_loop(tmp_path):
@@ -171,7 +170,7 @@ print("made")""")
         # ~300 on an idle machine; loose for a loaded 2-core CI box, far above the 26 of a blocked loop
         assert ticks > 100, ticks
     finally:
-        await tool.close()
+        await tool.aclose()
 
 
 
@@ -209,4 +208,4 @@ print(json.dumps(killed))""")
             assert int(out.data["stdout"]) >= 3, out.text  # at most two 512 MiB children fit in 1 GiB
         assert (await run(tool, "print('alive')")).data["stdout"] == "alive\n"
     finally:
-        await tool.close()
+        await tool.aclose()

@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support_serve import call_reply, rule_backend, serve_config, wait_until
 
 from qwen_agent.server import BackgroundServer
 from qwen_agent.testing import ScriptedReply, ScriptedServer
 
-from support_serve import call_reply, rule_backend, serve_config, wait_until
-
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(os.environ.get("QWEN_AGENT_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"]
 
 
 def chromium_path() -> str:

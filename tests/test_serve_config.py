@@ -69,7 +69,7 @@ function_calling = { mode = "telepathy" }
 
 
 def test_bad_specs_names_and_toml_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="profiles.p.model: .*unknown backend 'ftp'"):
+    with pytest.raises(ConfigError, match=r"profiles\.p\.model: .*unknown backend 'ftp'"):
         load_config(write(tmp_path, '[profiles.p]\nmodel = "ftp:x"\n'))
     with pytest.raises(ConfigError, match="profile name 'has space'"):
         load_config(write(tmp_path, '[profiles."has space"]\n'))
@@ -115,7 +115,7 @@ def test_loopback_detection(host: str, loopback: bool) -> None:
 def test_listening_beyond_loopback_needs_an_api_key() -> None:
     check_exposure(ServeConfig())  # loopback, no key: fine
     exposed = ServeConfig.model_validate({"server": {"host": "0.0.0.0"}})
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0.*--api-key"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0.*--api-key"):
         check_exposure(exposed)
     check_exposure(ServeConfig.model_validate({"server": {"host": "0.0.0.0", "api_keys": ["sk-abcdefgh"]}}))
 

@@ -9,10 +9,9 @@ import threading
 import httpx
 import openai
 import pytest
+from support_serve import API_KEY, call_reply, rule_backend, serving, sse_events, wait_until
 
 from qwen_agent.testing import ScriptedReply
-
-from support_serve import API_KEY, call_reply, rule_backend, serving, sse_events, wait_until
 
 QUESTION = [{"role": "user", "content": "What is 6 * 7?"}]
 
@@ -161,7 +160,8 @@ def test_sessions_of_two_keys_never_meet() -> None:
     with rule_backend() as backend, serving(backend, api_keys=[API_KEY, other]) as server:
         state = server.state
         for key in (API_KEY, other):
-            response = httpx.post(f"{server.base_url}/chat/completions", json={"model": "assistant", "messages": QUESTION},
+            response = httpx.post(f"{server.base_url}/chat/completions",
+                                  json={"model": "assistant", "messages": QUESTION},
                                   headers={"Authorization": f"Bearer {key}", "X-Session-Id": "shared-name"})
             assert response.status_code == 200
         assert len(state.sessions) == 2  # same id, two keys: two sessions

@@ -12,11 +12,10 @@ import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool as lc_tool
 from langchain_openai import ChatOpenAI
+from support_serve import call_reply, rule_backend, serve_config
 
 from qwen_agent.server import BackgroundServer
 from qwen_agent.testing import ScriptedReply, ScriptedServer
-
-from support_serve import call_reply, rule_backend, serve_config
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city.",

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from support_serve import call_reply, rule_backend, serve_config, wait_until
 
 from qwen_agent.server import BackgroundServer
 from qwen_agent.testing import ScriptedReply, ScriptedServer
-
-from support_serve import call_reply, rule_backend, serve_config, wait_until
 
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9, 16])\nplt.title('squares')\nplt.show()"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -34,7 +34,7 @@ def box() -> Toolbox:
         ("round(pi, 3)", 3.142),
         ("factorial(10)", 3628800),
         ("log(e)", 1.0),
-        ("12 × 3 ÷ 4", 9.0),  # noqa: RUF001
+        ("12 × 3 ÷ 4", 9.0),
     ],
 )
 def test_calculator_arithmetic(expression: str, expected: float) -> None:
@@ -67,7 +67,6 @@ def test_calculator_rejects_unsafe_or_huge_expressions(expression: str, message:
         evaluate(expression)
 
 
-@pytest.mark.asyncio
 async def test_calculator_through_toolbox(box: Toolbox) -> None:
     ok = await box.execute(ToolCall.make("calculator", {"expression": "23 * 19"}))
     assert (ok.is_error, ok.text, ok.data) == (False, "437", 437)
@@ -81,7 +80,6 @@ async def test_calculator_through_toolbox(box: Toolbox) -> None:
     assert "expression" in schema.parameters["properties"]["expression"]["description"].lower()
 
 
-@pytest.mark.asyncio
 async def test_current_time(box: Toolbox) -> None:
     out = await box.execute(ToolCall.make("current_time", {"timezone": "Asia/Tokyo"}))
     assert not out.is_error

@@ -77,7 +77,6 @@ def box() -> Toolbox:
     return Toolbox([add, divide, slow_async, slow_sync, nap, report_thread])
 
 
-@pytest.mark.asyncio
 async def test_ok_call_and_lax_coercion(box: Toolbox) -> None:
     out = await box.execute(call("add", a="3", b=4))  # models often send numbers as strings
     assert (out.is_error, out.text, out.data) == (False, "7", 7)
@@ -87,7 +86,6 @@ async def test_ok_call_and_lax_coercion(box: Toolbox) -> None:
     assert (await box.execute(call("add", a=1, b=1, description="x"))).data == 2
 
 
-@pytest.mark.asyncio
 async def test_validation_errors_are_readable_observations(box: Toolbox) -> None:
     out = await box.execute(call("add", b="two"))
     assert out.is_error
@@ -100,7 +98,6 @@ async def test_validation_errors_are_readable_observations(box: Toolbox) -> None
     assert info.value.problems == ["argument 'a': input should be a valid integer (got [1])"]
 
 
-@pytest.mark.asyncio
 async def test_unparseable_argument_text_is_named_as_such(box: Toolbox) -> None:
     garbled = ToolCall.from_openai({"id": "c1", "function": {"name": "add", "arguments": '{"a": 1,,'}})
     out = await box.execute(garbled)
@@ -112,7 +109,6 @@ async def test_unparseable_argument_text_is_named_as_such(box: Toolbox) -> None:
     assert not (await box.execute(empty)).is_error
 
 
-@pytest.mark.asyncio
 async def test_nested_validation_error_location() -> None:
     class Line(BaseModel):
         sku: str
@@ -129,7 +125,6 @@ async def test_nested_validation_error_location() -> None:
     assert "argument 'lines[1].qty': input should be greater than or equal to 1 (got 0)" in out.text
 
 
-@pytest.mark.asyncio
 async def test_unknown_tool_lists_available_names(box: Toolbox) -> None:
     out = await box.execute(call("multiply", a=1))
     assert out.is_error
@@ -141,7 +136,6 @@ async def test_unknown_tool_lists_available_names(box: Toolbox) -> None:
         box.get("multiply")
 
 
-@pytest.mark.asyncio
 async def test_exception_inside_tool(box: Toolbox) -> None:
     out = await box.execute(call("divide", a=1, b=0))
     assert out.is_error
@@ -152,7 +146,6 @@ async def test_exception_inside_tool(box: Toolbox) -> None:
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
-@pytest.mark.asyncio
 async def test_long_exception_message_is_shortened() -> None:
     @tool
     def boom() -> None:
@@ -164,7 +157,6 @@ async def test_long_exception_message_is_shortened() -> None:
     assert len(out.text) < 800 and "more characters]" in out.text
 
 
-@pytest.mark.asyncio
 async def test_timeout_of_async_tool_cancels_it(box: Toolbox) -> None:
     t0 = time.perf_counter()
     out = await box.execute(call("slow_async", seconds=5))
@@ -176,7 +168,6 @@ async def test_timeout_of_async_tool_cancels_it(box: Toolbox) -> None:
         await slow_async.execute({"seconds": 5})
 
 
-@pytest.mark.asyncio
 async def test_timeout_of_sync_tool_returns_while_thread_runs_on(box: Toolbox) -> None:
     _sync_sleeps_finished.clear()
     t0 = time.perf_counter()
@@ -187,7 +178,6 @@ async def test_timeout_of_sync_tool_returns_while_thread_runs_on(box: Toolbox) -
     assert await asyncio.to_thread(_sync_sleeps_finished.wait, 5)
 
 
-@pytest.mark.asyncio
 async def test_timeout_raised_by_tool_code_is_not_reported_as_our_timeout() -> None:
     @tool
     async def inner() -> None:
@@ -198,7 +188,6 @@ async def test_timeout_raised_by_tool_code_is_not_reported_as_our_timeout() -> N
     assert out.text == "inner raised TimeoutError: upstream did not answer"
 
 
-@pytest.mark.asyncio
 async def test_sync_tools_run_in_parallel_threads_and_keep_call_order(box: Toolbox) -> None:
     calls = [call("nap", seconds=0.3, tag="first"), call("nap", seconds=0.3, tag="second"), call("add", a=1)]
     t0 = time.perf_counter()
@@ -211,7 +200,6 @@ async def test_sync_tools_run_in_parallel_threads_and_keep_call_order(box: Toolb
     assert all(0.29 < o.elapsed_s < 0.55 for o in outs[:2])
 
 
-@pytest.mark.asyncio
 async def test_failures_in_a_batch_do_not_affect_the_others(box: Toolbox) -> None:
     outs = await box.execute_many([call("divide", a=1, b=0), call("nope"), call("add", a=2), call("add")])
     assert [o.is_error for o in outs] == [True, True, False, True]
@@ -219,7 +207,6 @@ async def test_failures_in_a_batch_do_not_affect_the_others(box: Toolbox) -> Non
     assert await box.execute_many([]) == []
 
 
-@pytest.mark.asyncio
 async def test_sync_tool_does_not_block_the_event_loop(box: Toolbox) -> None:
     ticks = 0
 
@@ -274,7 +261,6 @@ class Counter(Tool):
         return self.value
 
 
-@pytest.mark.asyncio
 async def test_stateful_tool_lifecycle_and_serialisation() -> None:
     counter = Counter()
     async with Toolbox([counter]) as box:
@@ -285,7 +271,6 @@ async def test_stateful_tool_lifecycle_and_serialisation() -> None:
     assert counter.closed
 
 
-@pytest.mark.asyncio
 async def test_start_failure_and_tool_raised_tool_errors_pass_through() -> None:
     class Broken(Tool):
         name = "kernel"
@@ -326,7 +311,6 @@ def test_registry_accepts_functions_instances_and_builtin_names() -> None:
         box.add("no_such_builtin")
 
 
-@pytest.mark.asyncio
 async def test_tool_returning_tool_output_and_budget() -> None:
     @tool(max_output_chars=100)
     def verbose() -> str:

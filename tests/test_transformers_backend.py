@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from qwen_agent.agents import Agent, ToolCallFinished
+from qwen_agent.llm.backends.hf_generation import StopCutter, prompt_ids
+from qwen_agent.llm.backends.transformers import Transformers
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
 from qwen_agent.llm.errors import ModelNotFoundError
-from qwen_agent.llm.hf_generation import StopCutter, prompt_ids
-from qwen_agent.llm.transformers import Transformers
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
-
 
 QUESTION = "What is the capital of France?"
 
@@ -52,14 +51,13 @@ def test_missing_folder_and_non_model_folder_raise_model_not_found(tmp_path: Pat
     with pytest.raises(ModelNotFoundError, match="no Hugging Face model folder"):
         Transformers(tmp_path / "absent").load()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config.json"):
         Transformers(tmp_path / "empty").load()
 
 
 # ---- the real model --------------------------------------------------------------------------------------------
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_chat_answers_and_streaming_deltas_make_the_final_text(hf_model: Transformers) -> None:
     response = await hf_model.achat(QUESTION)
     assert "Paris" in response.text, response.text
@@ -79,7 +77,6 @@ async def test_chat_answers_and_streaming_deltas_make_the_final_text(hf_model: T
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_a_stop_word_ends_generation_and_never_reaches_the_caller(hf_model: Transformers) -> None:
     params = SamplingParams(stop=["7"], max_tokens=80)
     deltas: list[str] = []
@@ -97,7 +94,6 @@ async def test_a_stop_word_ends_generation_and_never_reaches_the_caller(hf_model
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_max_tokens_gives_finish_reason_length(hf_model: Transformers) -> None:
     response = await hf_model.achat("Write a long story about a dragon.", params=SamplingParams(max_tokens=5))
     assert response.finish_reason == "length" and response.usage and response.usage.completion_tokens == 5
@@ -105,7 +101,6 @@ async def test_max_tokens_gives_finish_reason_length(hf_model: Transformers) -> 
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_prefill_continues_the_final_assistant_message(hf_model: Transformers) -> None:
     prefix = "The capital of France is the city of"
     messages = [Message.user(QUESTION), Message.assistant(prefix)]
@@ -131,7 +126,6 @@ def get_weather(city: str) -> str:
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_agent_calls_a_tool_with_the_nous_format_and_answers_with_the_observation(
         hf_model: Transformers) -> None:
     agent = Agent(hf_model, tools=[get_weather], function_calling=FunctionCalling(format="nous"), max_steps=4,
@@ -149,7 +143,6 @@ async def test_agent_calls_a_tool_with_the_nous_format_and_answers_with_the_obse
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_token_counts_are_the_prompt_the_model_reads(hf_model: Transformers, embedded_model) -> None:
     text = "def add(a, b):\n    return a + b  # 你好 <|im_end|>"
     _, tokenizer = hf_model._ensure_loaded()
@@ -165,7 +158,6 @@ async def test_token_counts_are_the_prompt_the_model_reads(hf_model: Transformer
 
 @pytest.mark.model
 @pytest.mark.transformers
-@pytest.mark.asyncio
 async def test_closing_the_stream_or_cancelling_the_task_stops_generation(hf_model: Transformers) -> None:
     params = SamplingParams(max_tokens=400)
     prompt = "Write a very long story about a dragon who learns to cook."

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from qwen_agent.agents import Agent
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
 from qwen_agent.llm.errors import ContextLengthError
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.messages import Message
 from qwen_agent.tools import tool
 
@@ -69,7 +69,7 @@ async def test_the_client_learns_kind_window_and_exact_counts(vllm_server: objec
     async with client(vllm_server) as model:
         info = await model.server_info()
         assert (info.kind, info.max_model_len) == ("vllm", 4096)
-        assert model.supports_prefill
+        assert (await model.capabilities()).prefill
         assert await model.input_budget() == 4096 - GREEDY.max_tokens
         messages = [Message.user("Say hello.")]
         counted = await model.count_prompt_tokens(messages, [get_weather.schema()])

@@ -19,8 +19,8 @@ import psutil
 import pytest
 from filelock import FileLock
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.openai_compat import OpenAICompatible
 from qwen_agent.serving.errors import ServerStartError, VenvInstallError
 from qwen_agent.serving.process import GroupProcess, cpu_list, free_port, group_members
 from qwen_agent.serving.venv import (
@@ -209,7 +209,6 @@ def test_server_runs_offline_with_both_cores(server: VLLMServer) -> None:
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
-@pytest.mark.asyncio
 async def test_openai_client_chats_with_the_server(server: VLLMServer) -> None:
     async with OpenAICompatible(server.base_url, params=SamplingParams(temperature=0, max_tokens=12)) as model:
         reply = await model.achat("Reply with the word hello.")
@@ -256,7 +255,7 @@ def test_kv_cache_size_must_be_whole_gib(tmp_path: Path) -> None:
 
 def test_folder_without_config_is_refused_before_spawning(tmp_path: Path) -> None:
     srv = VLLMServer(tmp_path, "x", python=sys.executable)
-    with pytest.raises(ServerStartError, match="no config.json"):
+    with pytest.raises(ServerStartError, match=r"no config.json"):
         srv.start()
     assert srv.pid is None
 
@@ -282,7 +281,6 @@ def test_start_timeout_stops_the_half_started_server(vllm_python: Path, hf_model
     assert not srv.running and not srv.group_alive()
 
 
-@pytest.mark.asyncio
 async def test_async_context_manager_leaves_no_orphans(server: VLLMServer, vllm_python: Path,
                                                        hf_model_dir: Path) -> None:
     # After the shared server so both do not start at once on a 2-core machine (it holds its own port).

@@ -132,7 +132,6 @@ def test_schemas_from_path_query_header_and_body(api: str) -> None:
     assert box.get("listCities").schema().parameters["properties"]["limit"]["default"] == 10
 
 
-@pytest.mark.asyncio
 async def test_round_trips(api: str) -> None:
     async with Toolbox(tools_from_openapi(SPEC, base_url=api, policy=LOOPBACK_ONLY)) as box:
         out = await box.execute(ToolCall.make("getCity", {"city_id": "7", "units": "km"}))
@@ -146,7 +145,6 @@ async def test_round_trips(api: str) -> None:
         assert not out.is_error and out.data["status"] == 204
 
 
-@pytest.mark.asyncio
 async def test_path_values_are_checked_then_escaped(api: str) -> None:
     tool = tools_from_openapi(SPEC, base_url=api, policy=LOOPBACK_ONLY, operations=["getCity"])[0]
     with pytest.raises(ToolArgumentsError, match="slash"):
@@ -157,7 +155,6 @@ async def test_path_values_are_checked_then_escaped(api: str) -> None:
     await tool.aclose()
 
 
-@pytest.mark.asyncio
 async def test_errors_become_observations(api: str) -> None:
     async with Toolbox(tools_from_openapi(SPEC, base_url=api, policy=LOOPBACK_ONLY, timeout=0.5)) as box:
         out = await box.execute(ToolCall.make("getCity", {"city_id": 99}))
@@ -172,7 +169,6 @@ async def test_errors_become_observations(api: str) -> None:
         assert out.is_error and "city_id" in out.text
 
 
-@pytest.mark.asyncio
 async def test_auth_comes_from_config_or_environment(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
     tool = tools_from_openapi(SPEC, base_url=api, policy=LOOPBACK_ONLY, operations=["getSecret"],
                               auth=OpenAPIAuth(kind="bearer", env="CITIES_TOKEN"))[0]
@@ -350,7 +346,6 @@ PATH_ATTACKS = [
 ]
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("value", PATH_ATTACKS)
 async def test_unsafe_path_values_never_reach_the_server(servers: Servers, value: str) -> None:
     servers.clear()
@@ -362,7 +357,6 @@ async def test_unsafe_path_values_never_reach_the_server(servers: Servers, value
     await box.aclose()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("value", "wire"), [
     ("7", "/v1/orders/7"), ("a b", "/v1/orders/a%20b"), ("x&y=z", "/v1/orders/x%26y%3Dz"),
     ("50%", "/v1/orders/50%25"), ("ü", "/v1/orders/%C3%BC"), ("a,b", "/v1/orders/a,b"), ("a;b", "/v1/orders/a%3Bb"),
@@ -378,7 +372,6 @@ async def test_safe_path_values_are_sent_percent_encoded(servers: Servers, value
     await box.aclose()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("tool", "args", "expected"), [
     ("search", {"q": "a"}, "argument 'q': 'a' is too short"),
     ("search", {"q": "abcdefghijk"}, "argument 'q': 'abcdefghijk' is too long"),
@@ -407,7 +400,6 @@ async def test_schema_violations_are_refused_before_any_request(servers: Servers
     await box.aclose()
 
 
-@pytest.mark.asyncio
 async def test_conforming_arguments_go_through_and_unsafe_headers_are_not_offered(servers: Servers) -> None:
     servers.clear()
     box, _ = orders_box(servers)
@@ -423,7 +415,6 @@ async def test_conforming_arguments_go_through_and_unsafe_headers_are_not_offere
     await box.aclose()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("auth", [
     OpenAPIAuth(kind="bearer", value=TOKEN),
     OpenAPIAuth(kind="api_key", value=TOKEN, name="X-Api-Key"),
@@ -449,7 +440,6 @@ async def test_secrets_go_to_the_base_origin_only_never_along_redirects(servers:
     await box.aclose()
 
 
-@pytest.mark.asyncio
 async def test_redirect_to_a_private_address_is_refused_by_the_guard(servers: Servers) -> None:
     servers.clear()
     box, inner = orders_box(servers)
@@ -459,12 +449,11 @@ async def test_redirect_to_a_private_address_is_refused_by_the_guard(servers: Se
     await box.aclose()
 
 
-@pytest.mark.asyncio
 async def test_loopback_base_url_needs_an_explicit_allow(servers: Servers) -> None:
     servers.clear()
     for base in (servers.api, servers.api.replace("127.0.0.1", "0x7f.1"), "http://10.0.0.5/",
                  "http://[::ffff:127.0.0.1]:1/", "http://[fe80::1%25eth0]/"):
-        with pytest.raises(ToolDefinitionError, match="Refused.*(allow_networks|trust_base_url)"):
+        with pytest.raises(ToolDefinitionError, match=r"Refused.*(allow_networks|trust_base_url)"):
             tools_from_openapi(ORDERS, base_url=base)
     with pytest.raises(ToolDefinitionError, match="OpenAPIAuth"):
         tools_from_openapi(ORDERS, base_url=servers.api.replace("//", "//u:pw@"), policy=LOOPBACK_ONLY)
@@ -488,7 +477,6 @@ class Recorder(httpx.AsyncBaseTransport):
         return httpx.Response(200, json={"recorded": True})
 
 
-@pytest.mark.asyncio
 async def test_openapi_calls_go_through_the_guarded_transport() -> None:
     resolver = StaticResolver({"api.internal": ["10.1.2.3"], "api.example.com": ["93.184.215.14"]})
     inner = Recorder()
@@ -515,7 +503,6 @@ async def test_openapi_calls_go_through_the_guarded_transport() -> None:
     await tools[0].aclose()
 
 
-@pytest.mark.asyncio
 async def test_sloppy_property_schemas_fall_back_to_type_checks_and_3_1_uses_its_own_dialect(servers: Servers) -> None:
     sloppy = {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/v1/search": {"get": {
         "operationId": "search",

@@ -104,7 +104,6 @@ GLOBAL = ["8.8.8.8", "1.1.1.1", "93.184.215.14", "11.0.0.1", "100.128.0.1", "172
           "2001:200::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "64:ff9b::1.1.1.1"]
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("url", BLOCKED)
 async def test_private_and_local_addresses_are_refused_by_default(url: str) -> None:
     inner, resolver = Recorder(), StaticResolver({})
@@ -115,7 +114,6 @@ async def test_private_and_local_addresses_are_refused_by_default(url: str) -> N
     assert resolver.lookups == []  # IP literals are never looked up
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("url", "network"),
     [
@@ -137,7 +135,6 @@ async def test_allow_list_lets_a_trusted_network_through(url: str, network: str)
     assert len(inner.requests) == 1
 
 
-@pytest.mark.asyncio
 async def test_public_address_allowed_and_name_pinned_to_the_checked_ip() -> None:
     inner = Recorder()
     resolver = StaticResolver({"docs.example.org": ["93.184.215.14"]})
@@ -150,7 +147,6 @@ async def test_public_address_allowed_and_name_pinned_to_the_checked_ip() -> Non
     assert resolver.lookups == ["docs.example.org"]
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("answer", [
     ["10.1.2.3"], ["93.184.215.14", "192.168.0.7"], ["::1"], ["169.254.169.254"], ["::127.0.0.1"],
     ["::ffff:0:127.0.0.1"], ["64:ff9b:1::7f00:1"], ["fec0::1"], ["192.0.0.8"], ["192.88.99.1"], ["2002:a00:1::"],
@@ -160,12 +156,11 @@ async def test_dns_name_resolving_to_a_private_address_is_refused(answer: list[s
     inner = Recorder()
     resolver = StaticResolver({"innocent.example.com": answer})
     async with httpx.AsyncClient(transport=GuardedTransport(resolver=resolver, inner=inner)) as client:
-        with pytest.raises(BlockedURLError, match="innocent.example.com resolves to"):
+        with pytest.raises(BlockedURLError, match=r"innocent.example.com resolves to"):
             await client.get("http://innocent.example.com/")
     assert inner.requests == []
 
 
-@pytest.mark.asyncio
 async def test_trusted_host_name_is_allowed_whatever_it_resolves_to() -> None:
     inner = Recorder()
     resolver = StaticResolver({"wiki.internal": ["10.9.8.7"]})
@@ -175,7 +170,6 @@ async def test_trusted_host_name_is_allowed_whatever_it_resolves_to() -> None:
     assert inner.requests[0].url.host == "10.9.8.7"
 
 
-@pytest.mark.asyncio
 async def test_redirect_from_allowed_host_to_private_one_is_refused() -> None:
     class Redirecting(Recorder):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -191,7 +185,6 @@ async def test_redirect_from_allowed_host_to_private_one_is_refused() -> None:
     await tool.aclose()
 
 
-@pytest.mark.asyncio
 async def test_redirect_to_a_name_resolving_privately_is_refused() -> None:
     class Redirecting(Recorder):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -201,13 +194,12 @@ async def test_redirect_to_a_name_resolving_privately_is_refused() -> None:
     inner = Redirecting()
     resolver = StaticResolver({"public.example.com": ["93.184.215.14"], "rebind.example.net": ["10.0.0.2"]})
     tool = WebFetch(resolver=resolver, inner_transport=inner)
-    with pytest.raises(BlockedURLError, match="rebind.example.net resolves to 10.0.0.2"):
+    with pytest.raises(BlockedURLError, match=r"rebind.example.net resolves to 10.0.0.2"):
         await tool.fetch("http://public.example.com/")
     assert len(inner.requests) == 1
     await tool.aclose()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:70/", "data:text/plain,hi", "//x/y"]
 )
@@ -239,7 +231,6 @@ def test_globally_routable_addresses_pass_the_policy(address: str) -> None:
     assert AddressPolicy().address_problem(ipaddress.ip_address(address)) is None
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("address", GLOBAL)
 async def test_public_answers_are_pinned_to_the_checked_address(address: str) -> None:
     inner = Recorder()  # records the pinned request; nothing is sent to these public addresses
@@ -286,11 +277,10 @@ def test_numeric_hosts_are_read_as_the_c_resolver_reads_them(host: str) -> None:
     from qwen_agent.tools.web.addresses import host_literal
 
     # AI_NUMERICHOST: the C library parses the literal itself and never sends a DNS query.
-    family, *_rest, sockaddr = socket.getaddrinfo(host, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)[0]
+    _family, *_rest, sockaddr = socket.getaddrinfo(host, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)[0]
     assert host_literal(host) == ipaddress.ip_address(sockaddr[0])
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("url", "host_header"), [
     ("http://0x7f.1:8080/x", "0x7f.1:8080"), ("http://2130706433/x", "2130706433"), ("http://127.1/x", "127.1"),
     ("http://127.0.0.1./x", "127.0.0.1."), ("http://[::FFFF:127.0.0.1]/x", "[::FFFF:127.0.0.1]"),

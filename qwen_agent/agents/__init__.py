@@ -1,5 +1,7 @@
-"""Agents: the tool-calling loop (`Agent`), its ReAct variant, their events and results."""
+"""Agents: the tool-calling loop (`Agent`), its ReAct variant, their events and results, and `analyze` (data analysis,
+loaded on first use because it brings the code interpreter)."""
 
+from qwen_agent._lazy import TYPE_CHECKING, lazy_exports
 from qwen_agent.agents.agent import Agent
 from qwen_agent.agents.assistant import Assistant
 from qwen_agent.agents.errors import AgentModelError
@@ -16,6 +18,22 @@ from qwen_agent.agents.events import (
 from qwen_agent.agents.react import ReActAgent
 
 __all__ = [
-    "Agent", "Assistant", "ReActAgent", "AgentModelError", "AgentEvent", "AgentResult", "FinalAnswer", "ReasoningDelta",
-    "StepFinished", "TextDelta", "ToolCallFinished", "ToolCallStarted",
+    "Agent",
+    "AgentEvent",
+    "AgentModelError",
+    "AgentResult",
+    "Assistant",
+    "FinalAnswer",
+    "ReActAgent",
+    "ReasoningDelta",
+    "StepFinished",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "analyze",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, {"analyze": "qwen_agent.agents.analyst"}, globals())
+
+if TYPE_CHECKING:
+    from qwen_agent.agents.analyst import analyze

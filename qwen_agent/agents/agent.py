@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Self
 
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
@@ -20,14 +21,18 @@ from qwen_agent.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from qwen_agent.llm.base import ChatModel, ChatResponse, FunctionCalling, SamplingParams, ToolChoice, Usage
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelError
+from qwen_agent.llm.types import ChatResponse, FunctionCalling, SamplingParams, ToolChoice, Usage
 from qwen_agent.messages import Message, MessageLike, ToolCall, as_messages
 from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
-from qwen_agent.tools import ToolLike, Toolbox, ToolOutput
+from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
 
-log = logging.getLogger(__name__)
+__all__ = ["Agent"]
+
+logger = logging.getLogger(__name__)
+
 
 class Agent:
     """A function-calling agent over any `ChatModel` and any set of tools.
@@ -87,7 +92,7 @@ class Agent:
                     if delta.response is not None:
                         response = delta.response
             except ModelError as exc:
-                log.warning("model failed at step %d: %s", step, exc)
+                logger.warning("model failed at step %d: %s", step, exc)
                 yield FinalAnswer(result=self._result(transcript, step, "model_error", usage, error=str(exc),
                                                      error_type=type(exc).__name__))
                 return
@@ -97,7 +102,7 @@ class Agent:
             if self.answer_on_repeat and any(_call_key(c) in made for c in calls):
                 # The model repeats a call whose result it already has (small models loop like this): drop the
                 # reply and ask again, this time for the answer.
-                log.info("step %d repeated an earlier call; asking for the answer instead", step)
+                logger.info("step %d repeated an earlier call; asking for the answer instead", step)
                 yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started,
                                    discarded=True)
                 tool_choice = "none"
@@ -143,13 +148,13 @@ class Agent:
     def close(self) -> None:
         run_sync(self.aclose())
 
-    async def __aenter__(self) -> Agent:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,9 +187,9 @@ class Agent:
         finally:
             for task in tasks:
                 task.cancel()
-        for call, output in zip(calls, outputs):
-            assert output is not None
-            transcript.append(output.to_message(call))
+        for call, finished in zip(calls, outputs, strict=True):
+            assert finished is not None
+            transcript.append(finished.to_message(call))
 
     async def _timed(self, call: ToolCall) -> tuple[ToolOutput, float]:
         started = time.perf_counter()

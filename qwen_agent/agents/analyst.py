@@ -6,9 +6,12 @@ from pathlib import Path
 
 from qwen_agent.agents.agent import Agent
 from qwen_agent.agents.events import AgentResult
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.llm.base import ChatModel
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
 from qwen_agent.prompting import render_note
 from qwen_agent.tools.code_interpreter import CodeInterpreter
+
+__all__ = ["analyst_agent", "analyze", "describe_columns"]
 
 
 def describe_columns(path: Path) -> str:
@@ -31,7 +34,7 @@ def analyst_agent(data: Path | str, model: ChatModel | None = None, *, max_steps
     data = Path(data)
     interpreter = CodeInterpreter([data], exec_timeout=exec_timeout, sandbox=sandbox)  # type: ignore[arg-type]
     if model is None:
-        from qwen_agent.llm.llamacpp import LlamaCpp
+        from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
         model = LlamaCpp(params=SamplingParams(temperature=0.0, max_tokens=512))
     agent = Agent(

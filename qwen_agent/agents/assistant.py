@@ -18,6 +18,8 @@ from qwen_agent.tools import ToolLike
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit, KnowledgeBase
 
+__all__ = ["DEFAULT_SYSTEM", "Assistant"]
+
 DEFAULT_SYSTEM = "You are a helpful assistant that answers questions about the user's documents."
 
 
@@ -104,7 +106,7 @@ class Assistant(Agent):
             # Whole documents come in reading order; a small model answers from what it reads first, so put the
             # documents that match the question best first.
             ranked = self.knowledge.search(question, k=20)
-            rank = {}
+            rank: dict[tuple[str, int | None, str | None], int] = {}
             for i, h in enumerate(ranked):
                 rank.setdefault((h.source, h.page, h.sheet), i)
                 rank.setdefault((h.source, None, None), i)

@@ -14,12 +14,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit
 
+__all__ = ["best_sources", "cite", "has_citation"]
+
 _MARKER = re.compile(r"\[[^\[\]\n]{1,200}\]")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]{3,}|[\u4e00-\u9fff]", re.UNICODE)
 _COMMON = frozenset(
-    "the and for that this with from are was were you your have has had not but can will would should could "
-    "about into than then them they their there what which when where who how does did also more most such "
-    "only other some any each been being its it's our out per all one two".split()
+    [
+        "the", "and", "for", "that", "this", "with", "from", "are", "was", "were", "you", "your", "have", "has",
+        "had", "not", "but", "can", "will", "would", "should", "could", "about", "into", "than", "then", "them",
+        "they", "their", "there", "what", "which", "when", "where", "who", "how", "does", "did", "also", "more",
+        "most", "such", "only", "other", "some", "any", "each", "been", "being", "its", "it's", "our", "out",
+        "per", "all", "one", "two",
+    ]
 )
 
 

@@ -9,6 +9,8 @@ from qwen_agent.llm.errors import ModelError
 if TYPE_CHECKING:
     from qwen_agent.agents.events import AgentResult
 
+__all__ = ["AgentModelError"]
+
 
 class AgentModelError(ModelError):
     """The model failed mid-run. ``result`` holds the transcript up to the failure, so nothing is lost."""

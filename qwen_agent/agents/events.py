@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from qwen_agent.llm.base import ChatResponse, Usage
+from qwen_agent.llm.types import ChatResponse, Usage
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.tools.base import ToolOutput
+
+__all__ = [
+    "AgentEvent",
+    "AgentResult",
+    "FinalAnswer",
+    "ReasoningDelta",
+    "StepFinished",
+    "StopReason",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+]
 
 
 class TextDelta(BaseModel):
@@ -58,7 +70,7 @@ class FinalAnswer(BaseModel):
 
 
 AgentEvent = Annotated[
-    Union[TextDelta, ReasoningDelta, ToolCallStarted, ToolCallFinished, StepFinished, FinalAnswer],
+    TextDelta | ReasoningDelta | ToolCallStarted | ToolCallFinished | StepFinished | FinalAnswer,
     Field(discriminator="type"),
 ]
 
@@ -83,7 +95,7 @@ class AgentResult(BaseModel):
         """Every tool call the model made, in order."""
         return [c for m in self.messages if m.role == "assistant" for c in (m.tool_calls or [])]
 
-    def to_openai(self) -> list[dict]:
+    def to_openai(self) -> list[dict[str, Any]]:
         return [m.to_openai() for m in self.messages]
 
 

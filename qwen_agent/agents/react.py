@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from qwen_agent.agents.agent import Agent
-from qwen_agent.llm.base import FunctionCalling
+from qwen_agent.llm.types import FunctionCalling
+
+__all__ = ["ReActAgent"]
 
 
 class ReActAgent(Agent):

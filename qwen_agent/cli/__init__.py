@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from qwen_agent.cli import commands, knowledge, serve
+from qwen_agent.cli.render import EventPrinter
+
+__all__ = ["EventPrinter", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("\n[dim]interrupted[/]")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI reports typed errors as one readable line
+    except Exception as exc:
         from qwen_agent.errors import QwenAgentError
 
         if isinstance(exc, QwenAgentError):

@@ -1,4 +1,4 @@
-"""Build the model the CLI talks to from its options: a model spec (`qwen_agent.llm.spec`), the embedded model by default."""
+"""Build the model the CLI talks to from its options: a model spec (`qwen_agent.llm.spec`), embedded by default."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 import os
 from typing import Any
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
+from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.spec import ModelSpec, load_model
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
+
+__all__ = ["add_model_options", "build_model", "model_spec"]
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

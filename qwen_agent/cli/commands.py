@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,8 +15,13 @@ from rich.table import Table
 from qwen_agent.cli.backend import add_model_options, build_model
 from qwen_agent.cli.render import EventPrinter
 
+if TYPE_CHECKING:
+    from qwen_agent.agents import Agent
 
-def register(sub: argparse._SubParsersAction) -> None:
+__all__ = ["cmd_analyze", "cmd_chat", "cmd_models_convert", "cmd_models_list", "cmd_models_pull", "cmd_run", "register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run one task with the agent and print the answer")
     run.add_argument("task", help="what to do")
     _agent_options(run)
@@ -61,7 +67,7 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
 
 
-def _make_agent(args: argparse.Namespace):  # -> Agent (imported lazily: keeps `models list` fast)
+def _make_agent(args: argparse.Namespace) -> Agent:  # Agent is imported lazily: keeps `models list` fast
     from qwen_agent.agents import Agent
 
     return Agent(build_model(args), tools=args.tools, system=args.system, max_steps=args.max_steps)
@@ -135,42 +141,42 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
-    from qwen_agent.llm import model_store
+    from qwen_agent.llm.distribution import store
 
-    names = args.names or [model_store.DEFAULT_MODEL]
+    names = args.names or [store.DEFAULT_MODEL]
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console, transient=True) as progress:
         for name in names:
             task = progress.add_task(f"{name}", total=None)
 
-            def report(p: model_store.PullProgress, _task=task, _name=name) -> None:
+            def report(p: store.PullProgress, _task: TaskID = task, _name: str = name) -> None:
                 progress.update(_task, completed=p.done, total=p.total, description=f"{_name}: {p.stage} {p.item}")
 
-            path = model_store.pull(name, progress=report, verify=args.verify)
+            path = store.pull(name, progress=report, verify=args.verify)
             console.print(f"[green]✓[/] {escape(name)} → {escape(str(path))}", highlight=False)
     return 0
 
 
 def cmd_models_list(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.llm import model_store
+    from qwen_agent.llm.distribution import store
 
     table = Table("name", "present", "size", "path", title="embedded models")
-    for info in model_store.list_models():
+    for info in store.list_models():
         size = f"{info.size / 1e6:,.0f} MB" if info.size else "-"
         name = f"{info.name} (default)" if info.default else info.name
         table.add_row(name, ("verified" if info.verified else "yes") if info.present else "no", size, str(info.path))
     console.print(table, soft_wrap=True)
-    for info in model_store.list_models():
+    for info in store.list_models():
         console.print(f"[dim]{escape(info.name)}: {escape(info.description)}[/]", highlight=False)
     return 0
 
 
 def cmd_models_convert(args: argparse.Namespace, console: Console) -> int:
-    from qwen_agent.llm import hf_convert, model_store
+    from qwen_agent.llm.distribution import hf_convert, store
 
-    name = args.name or model_store.DEFAULT_MODEL
+    name = args.name or store.DEFAULT_MODEL
     with console.status(f"{name}: checking the converted folder (a first conversion takes a minute or two)") as status:
         path = hf_convert.ensure_hf_model(name, progress=lambda p: status.update(f"{name}: {p.stage} {p.detail}"))
     sys.stdout.write(f"{path}\n")  # plain stdout: scripts read the path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -15,10 +14,12 @@ from qwen_agent.cli.backend import add_model_options, build_model
 from qwen_agent.cli.render import EventPrinter
 
 if TYPE_CHECKING:
-    from qwen_agent.retrieval import IndexReport
+    from qwen_agent.retrieval import IndexReport, KnowledgeBase
+
+__all__ = ["cmd_ask", "cmd_index", "default_store", "register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = sub.add_parser("index", help="index a folder of documents (txt, md, html, pdf, docx, pptx, csv, xlsx)")
     index.add_argument("docs", type=Path, help="the folder (or one file) to index")
     index.add_argument("--store", type=Path, default=None, help="index folder (default: in the user cache)")
@@ -39,14 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def default_store(docs: Path) -> Path:
     """Where the index of ``docs`` lives unless told otherwise: one folder per documents folder, in the cache."""
-    from qwen_agent.llm.model_store import cache_dir
+    from qwen_agent.llm.distribution.store import cache_dir
 
     docs = docs.resolve()
     digest = hashlib.sha256(str(docs).encode()).hexdigest()[:12]
     return cache_dir() / "indexes" / f"{docs.name}-{digest}"
 
 
-def _build(docs: Path, store: Path, model: str | None, console: Console):
+def _build(docs: Path, store: Path, model: str | None, console: Console) -> KnowledgeBase:
     from qwen_agent.retrieval import KnowledgeBase
 
     kb = KnowledgeBase.build(docs, store, model=model, progress=console.is_terminal)

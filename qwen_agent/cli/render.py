@@ -24,6 +24,8 @@ from qwen_agent.messages import MessageLike
 if TYPE_CHECKING:
     from qwen_agent.agents.agent import Agent
 
+__all__ = ["PREVIEW_CHARS", "EventPrinter"]
+
 #: How much of a tool result the terminal shows (the model gets all of it).
 PREVIEW_CHARS = 600
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve agents as an OpenAI-compatible API (/v1/chat/completions) and a chat "
                                      "page at /")
     p.add_argument("--config", type=Path, default=None, help="agents.toml: profiles and server limits")

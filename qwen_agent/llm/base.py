@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, TruncationReport, fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ModelError
 
-# The boundary types live in `types`; they are imported from here throughout the project and by users.
+# The boundary types live in `types` (import them from there or from `qwen_agent.llm`); re-exported here because
+# ``from qwen_agent.llm.base import SamplingParams`` was the documented spelling.
 from qwen_agent.llm.types import (
     ChatDelta,
     ChatResponse,
@@ -32,15 +34,28 @@ from qwen_agent.llm.types import (
 )
 from qwen_agent.messages import Message, MessageLike, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
 from qwen_agent.prompting import get_format, render_note
-from qwen_agent.prompting.base import FunctionFormat, ParsedReply
+from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
 from qwen_agent.sync import iterate_sync, run_sync
 
-__all__ = ["ChatDelta", "ChatModel", "ChatResponse", "FunctionCalling", "RawChunk", "SamplingParams", "ToolChoice",
-           "Usage"]
+__all__ = ["Capabilities", "ChatDelta", "ChatModel", "ChatResponse", "FunctionCalling", "RawChunk", "SamplingParams",
+           "ToolChoice", "Usage"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What a backend does for a request: the class flags of `ChatModel`, or what a server said about itself."""
+
+    native_tools: bool = False
+    grammar: bool = False
+    prefill: bool = False
 
 
 class ChatModel(abc.ABC):
-    """Async-first chat model with tools. Sync wrappers: `chat`, `stream`."""
+    """Async-first chat model with tools. Sync wrappers: `chat`, `stream`.
+
+    The ``supports_*`` flags say what every instance of a backend can do; `capabilities` says what this instance
+    does, and is what each request is planned with.
+    """
 
     #: Backends whose server has its own tool parser (OpenAI-compatible servers) set this.
     supports_native_tools: bool = False
@@ -113,7 +128,14 @@ class ChatModel(abc.ABC):
         a server's max_model_len), so the prompt budget leaves room for the reply. None when unknown."""
         return None
 
-    async def aclose(self) -> None:
+    async def capabilities(self) -> Capabilities:
+        """What this instance does for a request; asked before every plan, so a request is planned the same way
+        before and after the first one. Default: the class flags. A server backend overrides it with what the
+        server says about itself."""
+        return Capabilities(native_tools=self.supports_native_tools, grammar=self.supports_grammar,
+                            prefill=self.supports_prefill)
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections / model memory. Safe to call twice."""
 
     # ---- public API ----------------------------------------------------------------------------------------
@@ -185,7 +207,7 @@ class ChatModel(abc.ABC):
     def close(self) -> None:
         run_sync(self.aclose())
 
-    async def __aenter__(self) -> ChatModel:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -209,7 +231,7 @@ class ChatModel(abc.ABC):
                                   function_calling: FunctionCalling | None = None) -> int:
         """Tokens the request for these messages and tools takes, rendered as `achat` would send it (exact
         where the backend can tokenize, else the byte bound used by the context manager)."""
-        plan = self._plan(messages, tools, None, function_calling)
+        plan = self._plan(messages, tools, None, function_calling, "auto", await self.capabilities())
         exact = await self._count_prompt_tokens(plan.messages, plan.native_tools)
         return exact if exact is not None else prompt_bytes(plan.messages, plan.native_tools)
 
@@ -220,9 +242,10 @@ class ChatModel(abc.ABC):
         msgs = as_messages(messages)
         schemas = as_tool_schemas(tools)
         budget = await self.input_budget(params)
+        caps = await self.capabilities()
 
         def build(kept: list[Message]) -> _Plan:
-            return self._plan(kept, schemas, params, function_calling, tool_choice)
+            return self._plan(kept, schemas, params, function_calling, tool_choice, caps)
 
         async def measure(plan: _Plan) -> tuple[int, int]:
             size = prompt_bytes(plan.messages, plan.native_tools)
@@ -237,58 +260,71 @@ class ChatModel(abc.ABC):
 
     # ---- shared function-calling logic ---------------------------------------------------------------------
     def _plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
-              params: SamplingParams | None, function_calling: FunctionCalling | None,
-              tool_choice: ToolChoice = "auto") -> _Plan:
+              params: SamplingParams | None, function_calling: FunctionCalling | None, tool_choice: ToolChoice,
+              caps: Capabilities) -> _Plan:
+        """Decide the request: the server's tool parser (`_plan_native`) or our formats (`_plan_prompted`)."""
         msgs = as_messages(messages)
         schemas = as_tool_schemas(tools)
-        p = self.params.merged(params)
         fc = function_calling or self.function_calling
-        fmt = get_format(fc.format)
-        answer_only = tool_choice == "none"
-        parse_tools: list[ToolSchema] = [] if answer_only else schemas
-        has_tool_history = any(m.role == "tool" or m.tool_calls for m in msgs)
-        if fc.mode == "native" and self.supports_native_tools:
-            # The server renders tools itself; our parser only reads calls it missed in the text.
-            if answer_only and has_tool_history:
-                # As in prompted mode: prefill the answer where the server can continue a message (vLLM),
-                # else leave the tools out and ask in words; tool_choice="none" alone did not stop the 0.5B
-                # model from writing its call again on vLLM.
-                if self.supports_prefill and fmt.answer_prefix:
-                    p.extra_body = {**p.extra_body, "tool_choice": "none"} if schemas else p.extra_body
-                    return _Plan([*msgs, Message.assistant(fmt.answer_prefix)], p, schemas or None, None, fmt,
-                                 parse_tools, prefix=fmt.answer_prefix)
-                return _Plan([*msgs, Message.user(render_note("answer_now"))], p, None, None, fmt, parse_tools)
-            if answer_only and schemas:
-                p.extra_body = {**p.extra_body, "tool_choice": "none"}
-            elif schemas and not fc.parallel:
-                p.extra_body = {"parallel_tool_calls": False, **p.extra_body}
-            return _Plan(msgs, p, schemas or None, None, fmt, parse_tools)
-        if not (schemas or has_tool_history):
-            return _Plan(msgs, p, None, None, fmt, parse_tools)
+        request = _Request(messages=msgs, schemas=schemas, params=self.params.merged(params), fc=fc,
+                           fmt=get_format(fc.format), answer_only=tool_choice == "none",
+                           has_tool_history=any(m.role == "tool" or m.tool_calls for m in msgs), caps=caps)
+        if fc.mode == "native" and caps.native_tools:
+            return self._plan_native(request)
+        return self._plan_prompted(request)
+
+    @staticmethod
+    def _plan_native(r: _Request) -> _Plan:
+        """The server renders the tools itself; our parser only reads calls it missed in the text."""
+        p, fmt, schemas = r.params, r.fmt, r.schemas
+        if r.answer_only and r.has_tool_history:
+            # As in prompted mode: prefill the answer where the server can continue a message (vLLM), else leave
+            # the tools out and ask in words; tool_choice="none" alone did not stop the 0.5B model from writing
+            # its call again on vLLM.
+            if r.caps.prefill and fmt.answer_prefix:
+                p.extra_body = {**p.extra_body, "tool_choice": "none"} if schemas else p.extra_body
+                return _Plan(messages=[*r.messages, Message.assistant(fmt.answer_prefix)], params=p,
+                             native_tools=schemas or None, fmt=fmt, parse_tools=r.parse_tools,
+                             prefix=fmt.answer_prefix)
+            return _Plan(messages=[*r.messages, Message.user(render_note("answer_now"))], params=p,
+                         fmt=fmt, parse_tools=r.parse_tools)
+        if r.answer_only and schemas:
+            p.extra_body = {**p.extra_body, "tool_choice": "none"}
+        elif schemas and not r.fc.parallel:
+            p.extra_body = {"parallel_tool_calls": False, **p.extra_body}
+        return _Plan(messages=r.messages, params=p, native_tools=schemas or None, fmt=fmt,
+                     parse_tools=r.parse_tools)
+
+    def _plan_prompted(self, r: _Request) -> _Plan:
+        """Our format describes the tools in the prompt, adds its stop words, and (optionally) a grammar."""
+        p, fmt, schemas = r.params, r.fmt, r.schemas
+        if not (schemas or r.has_tool_history):
+            return _Plan(messages=r.messages, params=p, fmt=fmt, parse_tools=r.parse_tools)
         # Answer-only without prefill: the tools are left out of the prompt. Told to answer while still shown
         # the tools, small models write the call again (measured on llama.cpp's server with the 0.5B model).
-        shown = [] if answer_only and has_tool_history and not self.supports_prefill else schemas
-        rendered = fmt.render(msgs, shown, parallel=fc.parallel)
+        shown = [] if r.answer_only and r.has_tool_history and not r.caps.prefill else schemas
+        rendered = fmt.render(r.messages, shown, parallel=r.fc.parallel)
         p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
         grammar, prefix = None, ""
-        if answer_only:
-            if has_tool_history and self.supports_prefill and fmt.answer_prefix:
+        if r.answer_only:
+            if r.has_tool_history and r.caps.prefill and fmt.answer_prefix:
                 # Start the reply as an answer: small models otherwise repeat a call instead of answering.
                 prefix = fmt.answer_prefix
                 if rendered[-1].role == "assistant":  # the format continues its own assistant turn
                     rendered[-1] = Message.assistant(rendered[-1].text + prefix)
                 else:
                     rendered.append(Message.assistant(prefix))
-            elif has_tool_history:
+            elif r.has_tool_history:
                 rendered.append(Message.user(render_note("answer_now")))
-        elif fc.constrained and schemas:
-            if not self.supports_grammar:
+        elif r.fc.constrained and schemas:
+            if not r.caps.grammar:
                 raise ModelError(
                     f"{type(self).__name__} cannot constrain decoding with a grammar; "
                     "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
                 )
-            grammar = fmt.grammar(schemas, parallel=fc.parallel)
-        return _Plan(rendered, p, None, grammar, fmt, parse_tools, prefix=prefix)
+            grammar = fmt.grammar(schemas, parallel=r.fc.parallel)
+        return _Plan(messages=rendered, params=p, grammar=grammar, fmt=fmt, parse_tools=r.parse_tools,
+                     prefix=prefix)
 
     def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
         # Native calls from the server win; otherwise whatever our lenient parser found in the text.
@@ -312,20 +348,43 @@ class ChatModel(abc.ABC):
         )
 
 
+@dataclass(kw_only=True)
+class _Request:
+    """What `_plan` decides from: the request as asked, with the defaults and the capabilities applied."""
+
+    messages: list[Message]
+    schemas: list[ToolSchema]
+    params: SamplingParams
+    fc: FunctionCalling
+    fmt: FunctionFormat
+    #: tool_choice="none": an answer is required, no call is read.
+    answer_only: bool
+    has_tool_history: bool
+    caps: Capabilities
+
+    @property
+    def parse_tools(self) -> list[ToolSchema]:
+        return [] if self.answer_only else self.schemas
+
+
+@dataclass(kw_only=True)
 class _Plan:
     """The request to send and how to read its reply, decided once per call."""
 
-    def __init__(self, messages: list[Message], params: SamplingParams, native_tools: list[ToolSchema] | None,
-                 grammar: str | None, fmt: FunctionFormat, parse_tools: list[ToolSchema], *, prefix: str = ""):
-        self.messages = messages
-        self.params = params
-        self.native_tools = native_tools
-        self.grammar = grammar
-        self.fmt = fmt
-        #: Tools the parser may find calls of; empty means "read no calls" (plain chat or tool_choice="none").
-        self.parse_tools = parse_tools
-        #: Text the reply was made to start with (answer prefill); part of the reply's text.
-        self.prefix = prefix
-        self.parser = fmt.stream_parser(parse_tools)
-        #: What the context manager left out of the request, if anything.
-        self.truncation: TruncationReport | None = None
+    messages: list[Message]
+    params: SamplingParams
+    fmt: FunctionFormat
+    #: Tools the parser may find calls of; empty means "read no calls" (plain chat or tool_choice="none").
+    parse_tools: list[ToolSchema]
+    #: Tool schemas sent to the server's own parser (native mode), else None.
+    native_tools: list[ToolSchema] | None = None
+    #: GBNF grammar that constrains decoding (prompted mode, ``constrained=True``).
+    grammar: str | None = None
+    #: Text the reply was made to start with (answer prefill); part of the reply's text.
+    prefix: str = ""
+    #: What the context manager left out of the request, if anything.
+    truncation: TruncationReport | None = None
+    parser: StreamParser = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parser = self.fmt.stream_parser(self.parse_tools)

@@ -30,7 +30,7 @@ from qwen_agent.messages import Message, ToolSchema
 
 __all__ = ["DEFAULT_MAX_INPUT_TOKENS", "TruncationReport", "fit_conversation", "prompt_bytes"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Qwen1.5/2/2.5 chat models are trained for 32K tokens of context.
 DEFAULT_MAX_INPUT_TOKENS = 32768
@@ -99,7 +99,7 @@ class _Fitter(Generic[P]):
             tokens, size = await self.measure(request)
             if tokens <= self.budget:
                 self.report.prompt_tokens = tokens
-                log.info("prompt fitted into %d tokens: dropped %d message(s), cut %d observation(s) by %d chars",
+                logger.info("prompt fitted into %d tokens: dropped %d message(s), cut %d observation(s) by %d chars",
                          self.budget, self.report.dropped_messages, self.report.cut_observations,
                          self.report.cut_characters)
                 return request, self.report

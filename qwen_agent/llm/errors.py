@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from qwen_agent.errors import QwenAgentError
 
+__all__ = [
+    "ContextLengthError",
+    "ModelAuthError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelProtocolError",
+    "ModelRateLimitError",
+    "ModelRequestError",
+    "ModelServerError",
+    "ModelTimeoutError",
+]
+
 
 class ModelError(QwenAgentError):
     """Anything that went wrong asking a model for a reply."""

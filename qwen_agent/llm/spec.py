@@ -24,8 +24,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from qwen_agent.errors import QwenAgentError
-from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
-from qwen_agent.llm.catalogue import CATALOGUE
+from qwen_agent.llm.base import ChatModel
+from qwen_agent.llm.distribution.catalogue import CATALOGUE
+from qwen_agent.llm.types import FunctionCalling, SamplingParams
 
 __all__ = ["ENV_VAR", "ModelSpec", "ModelSpecError", "load_model"]
 
@@ -102,13 +103,13 @@ def load_model(
     common: dict[str, Any] = {"params": params, "function_calling": function_calling,
                               "max_input_tokens": max_input_tokens, **backend_options}
     if parsed.backend == "llamacpp":
-        from qwen_agent.llm.llamacpp import LlamaCpp
+        from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
         return LlamaCpp(parsed.target or None, **common)
     if parsed.backend == "openai":
-        from qwen_agent.llm.openai_compat import OpenAICompatible
+        from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 
         return OpenAICompatible(parsed.target, parsed.served_name, **common)
-    from qwen_agent.llm.transformers import Transformers
+    from qwen_agent.llm.backends.transformers import Transformers
 
     return Transformers(parsed.target or None, **common)

@@ -1,4 +1,13 @@
-"""Function-calling prompt formats (nous, qwen, react): templates that describe tools, parsers that read calls."""
+"""Function-calling prompt formats (nous, qwen, react): templates that describe tools, parsers that read calls.
+
+The path of a prompted tool call, in order: ``ChatModel._plan_prompted`` (llm/base.py) renders the history with a
+format's ``render`` (``render.py`` + ``templates/*.j2``); the reply goes to the format's ``parse`` / ``stream_parser``,
+which every format gets from ``reader.ReplyReader``; that runs ``scan.Scanner`` over the text with the format's
+recognizers (the format module's own, plus the shared tags, fences and bare JSON of ``syntax.py``); bracket spans come
+from ``spans.py``, values are decoded by ``lenient_json.py`` within a repair budget, and ``call_shapes.py`` turns
+what was decoded into ``ToolCall``s. Native calls (the server's own tool parser) are read in
+``llm/backends/openai_wire.py`` instead.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ import functools
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamDelta, StreamParser
 from qwen_agent.prompting.notes import render_note
 
-__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "render_note", "FORMATS"]
+__all__ = ["FORMATS", "FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser", "get_format", "render_note"]
 
 FORMATS = ("nous", "qwen", "react")
 

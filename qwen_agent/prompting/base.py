@@ -7,10 +7,13 @@ lives in its own module with its jinja2 template under ``templates/``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
 from qwen_agent.messages import Message, ToolCall, ToolSchema
+
+__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser"]
 
 
 class ParsedReply(BaseModel):
@@ -50,7 +53,7 @@ class FunctionFormat(ABC):
 
     name: str
     #: Stop words the format needs, e.g. ``✿RESULT✿`` or ``Observation:`` so the model does not invent results.
-    stop_words: list[str]
+    stop_words: ClassVar[list[str]]
     #: Text that, written right after a rendered history ending in tool results, starts the final answer. When an
     #: answer is required (``tool_choice="none"``), backends that can continue an assistant message start the reply
     #: with it (appended to a trailing assistant message, else as a new one); small models otherwise tend to repeat

@@ -14,6 +14,8 @@ from typing import Any
 from qwen_agent.errors import QwenAgentError
 from qwen_agent.messages import ToolSchema
 
+__all__ = ["GrammarError", "argument_rules", "literal", "nous_grammar", "qwen_grammar", "react_grammar"]
+
 
 class GrammarError(QwenAgentError):
     """A grammar could not be built (llama-cpp-python missing, or a tool schema the converter cannot express)."""
@@ -71,7 +73,7 @@ def nous_grammar(tools: list[ToolSchema], *, parallel: bool = True) -> str:
         'fc-call ::= fc-obj | "<tool_call>\\n" fc-obj "\\n</tool_call>"',
         f'fc-obj ::= "{{" space "\\"name\\"" space ":" space ({alts}) "}}"',
     ]
-    for i, (tool, arg) in enumerate(zip(tools, args)):
+    for i, (tool, arg) in enumerate(zip(tools, args, strict=True)):
         name = literal(f'"{tool.name}"')
         lines.append(f'fc-tool-{i} ::= {name} space "," space "\\"arguments\\"" space ":" space {arg}')
     return "\n".join([*lines, rules]) + "\n"
@@ -87,7 +89,7 @@ def qwen_grammar(tools: list[ToolSchema], *, parallel: bool = True) -> str:
         f"fc-calls ::= {_repeat('fc-call', parallel)}",
         f'fc-call ::= "✿FUNCTION✿: " ({alts})',
     ]
-    for i, (tool, arg) in enumerate(zip(tools, args)):
+    for i, (tool, arg) in enumerate(zip(tools, args, strict=True)):
         lines.append(f"fc-tool-{i} ::= {literal(tool.name + chr(10) + '✿ARGS✿: ')} {arg}")
     return "\n".join([*lines, rules]) + "\n"
 
@@ -104,6 +106,6 @@ def react_grammar(tools: list[ToolSchema], *, parallel: bool = True) -> str:
         f"fc-calls ::= {_repeat('fc-call', parallel)}",
         f'fc-call ::= "Action: " ({alts})',
     ]
-    for i, (tool, arg) in enumerate(zip(tools, args)):
+    for i, (tool, arg) in enumerate(zip(tools, args, strict=True)):
         lines.append(f"fc-tool-{i} ::= {literal(tool.name + chr(10) + 'Action Input: ')} {arg}")
     return "\n".join([*lines, rules]) + "\n"

@@ -24,12 +24,12 @@ from qwen_agent.prompting.spans import json_span_end, lenient_nesting_exceeds
 __all__ = ["MAX_DEPTH", "REPAIR_BUDGET", "REPAIR_FRAGMENT", "UNREADABLE", "RepairBudget", "Unreadable",
            "iter_json_values", "json_span_end", "loads_lenient", "repair"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Characters of one reply that json_repair may read, all fragments together, and of one fragment. json_repair is
-#: quadratic on some text (``["a", b"a", b"...]`` takes ~20 ms per kB squared), so both stay small: calls that need
-#: repair are small (the largest in the raw-output corpus is 185 characters), and a larger call must be valid JSON,
-#: which json.loads reads at any size. Worst case: about 40 ms of json_repair per reply.
+#: quadratic on some text (``["a", b"a", b"...]``), so both stay small: calls that need repair are small (the largest
+#: in the raw-output corpus is 185 characters), and a larger call must be valid JSON, which json.loads reads at any
+#: size. ``benchmarks/bench_parser_adversarial.py`` measures the worst case per reply.
 REPAIR_BUDGET = 2048
 REPAIR_FRAGMENT = 1024
 
@@ -110,7 +110,7 @@ def repair(text: str, budget: RepairBudget) -> Any:
     try:
         value = json_repair.repair_json(text, return_objects=True)
     except Exception:  # a heuristic parser; RecursionError, ValueError, anything: just "unreadable"
-        log.debug("json_repair failed on %r", text[:80], exc_info=True)
+        logger.debug("json_repair failed on %r", text[:80], exc_info=True)
         return UNREADABLE
     if value == "" or value is None:
         return UNREADABLE

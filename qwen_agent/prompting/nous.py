@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.call_shapes import Tools
 from qwen_agent.prompting.grammar import nous_grammar
-from qwen_agent.prompting.render import Draft, call_dicts, macros, non_text_parts, parts_of, text, tool_dicts
+from qwen_agent.prompting.jinja import macros
+from qwen_agent.prompting.reader import ReplyReader
+from qwen_agent.prompting.render import Draft, call_dicts, non_text_parts, parts_of, text, tool_dicts
 from qwen_agent.prompting.scan import Recognizer
 from qwen_agent.prompting.syntax import generic_recognizers, think_recognizers
-from qwen_agent.prompting.shapes import Tools
-from qwen_agent.prompting.stream import ReplyReader
+
+__all__ = ["NousFormat", "tool_dicts_openai"]
 
 _TEMPLATE = "nous.j2"
 
@@ -22,7 +27,7 @@ class NousFormat(ReplyReader, FunctionFormat):
 
     name = "nous"
     # The chat template's end-of-turn token already stops a reply; this one keeps the model from inventing results.
-    stop_words = ["<tool_response>"]
+    stop_words: ClassVar[list[str]] = ["<tool_response>"]
     answer_prefix = "Based on the tool results, "
 
     def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:

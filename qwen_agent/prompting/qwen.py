@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.grammar import qwen_grammar
+from qwen_agent.prompting.reader import ReplyReader, View, assemble_plain
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer
-from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.syntax import (
     SOURCE_CHARS,
     Dropped,
@@ -18,7 +20,6 @@ from qwen_agent.prompting.syntax import (
     skip_space,
     think_recognizers,
 )
-from qwen_agent.prompting.stream import ReplyReader, View, assemble_plain
 
 FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
 _MARK = re.compile("✿(?:FUNCTION|ARGS|RESULT|RETURN)✿")
@@ -36,7 +37,9 @@ class FunctionMark(Recognizer):
         source = text[m.start() : m.start() + SOURCE_CHARS]
         line_end = _first(text, m.end(), ("\n", "✿"))
         if line_end < 0:
-            return Outcome([], complete=False) if not final else self._call(text[m.end():], "", tools, source, len(text))
+            if not final:
+                return Outcome([], complete=False)
+            return self._call(text[m.end():], "", tools, source, len(text))
         name = text[m.end():line_end]
         i = skip_space(text, line_end)
         if not final and len(text) - i <= len(FN_ARGS) and FN_ARGS.startswith(text[i:]):
@@ -68,7 +71,7 @@ class QwenFormat(ReplyReader, FunctionFormat):
 
     name = "qwen"
     # Not ✿RETURN✿: a model that answers at once writes "✿RETURN✿: answer", and stopping there loses the answer.
-    stop_words = [FN_RESULT]
+    stop_words: ClassVar[list[str]] = [FN_RESULT]
     answer_prefix = ": "
 
     def render(self, messages: list[Message], tools: list[ToolSchema], *, parallel: bool = True) -> list[Message]:

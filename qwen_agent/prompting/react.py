@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.call_shapes import Tools, call_from_name_and_text
 from qwen_agent.prompting.grammar import react_grammar
+from qwen_agent.prompting.reader import ReplyReader, View, join_reasoning
 from qwen_agent.prompting.render import render_inline
 from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
-from qwen_agent.prompting.shapes import Tools, call_from_name_and_text
-from qwen_agent.prompting.stream import ReplyReader, View, join_reasoning
 from qwen_agent.prompting.syntax import (
     SOURCE_CHARS,
     generic_recognizers,
@@ -18,6 +19,8 @@ from qwen_agent.prompting.syntax import (
     skip_space,
     think_recognizers,
 )
+
+__all__ = ["Action", "FinalAnswer", "ReActFormat", "Thought"]
 
 _ACTION_INPUT = "Action Input:"
 _MARKERS = ("Action:", "Final Answer:", "Thought:", "Observation:")
@@ -110,7 +113,7 @@ class ReActFormat(ReplyReader, FunctionFormat):
     """
 
     name = "react"
-    stop_words = ["Observation:", "Observation:\n"]
+    stop_words: ClassVar[list[str]] = ["Observation:", "Observation:\n"]
     # Continues the rendered "...Observation: <result>\nThought:" of a history that ends with tool results.
     answer_prefix = " I now know the final answer.\nFinal Answer: "
 

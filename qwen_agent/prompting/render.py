@@ -1,36 +1,27 @@
 """Rendering a tool-use history into plain system/user/assistant messages, shared by the three formats.
 
-The wording lives in ``templates/*.j2`` as macros; this module loads them once (render is on the agent's hot path)
-and does the structural work: find or create the system message, turn calls into text, place tool results (as a user
-message for ``nous``, inside the assistant turn for ``qwen``/``react``) and keep images and files as content parts.
+The wording lives in ``templates/*.j2`` as macros (compiled once, `jinja.macros`); this module does the structural
+work: find or create the system message, turn calls into text, place tool results (as a user message for ``nous``,
+inside the assistant turn for ``qwen``/``react``) and keep images and files as content parts.
 """
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from qwen_agent.messages import ContentPart, Message, TextPart, ToolCall, ToolSchema
+from qwen_agent.prompting.jinja import macros
 
-_env = Environment(
-    loader=PackageLoader("qwen_agent.prompting", "templates"),
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=StrictUndefined,
-)
-# Plain json.dumps: jinja's own |tojson escapes <, > and ' for HTML, which would change what the model reads.
-_env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
-
-
-@cache
-def macros(template: str) -> Any:
-    """The macros of a template, compiled once per process."""
-    return _env.get_template(template).module
-
+__all__ = [
+    "Draft",
+    "call_dicts",
+    "default_system",
+    "non_text_parts",
+    "parts_of",
+    "render_inline",
+    "text",
+    "tool_dicts",
+]
 
 def default_system() -> str:
     return str(macros("system.j2").default())

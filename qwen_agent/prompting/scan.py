@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from qwen_agent.messages import ToolCall
-from qwen_agent.prompting.shapes import MAX_CALLS, MAX_ERRORS, Found, Tools
+from qwen_agent.prompting.call_shapes import MAX_CALLS, MAX_ERRORS, Found, Tools
 from qwen_agent.prompting.spans import SpanIndex
+
+__all__ = ["MAX_ATTEMPTS", "Outcome", "Piece", "PieceKind", "Reading", "Recognizer", "Scanner", "hold_index"]
 
 PieceKind = Literal["text", "think", "thought", "calls", "marker"]
 

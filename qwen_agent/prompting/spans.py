@@ -14,6 +14,8 @@ from __future__ import annotations
 import bisect
 import re
 
+__all__ = ["SpanIndex", "json_span_end", "lenient_nesting_exceeds"]
+
 # Outside strings: a quote, a run of openers, a run of closers, or a backslash pair (whose second character is read
 # as usual: outside strings a backslash escapes nothing). A lone backslash can only end a text that still grows.
 _TOKEN = re.compile(r"""\\.|["']|[{\[]+|[}\]]+|\\""", re.DOTALL)
@@ -184,7 +186,7 @@ class SpanIndex:
                     if not out:
                         break
                     level = out.pop()
-                    if type(level) is int:
+                    if isinstance(level, int):
                         ends[level] = end
                     else:
                         for opener in level:
@@ -216,7 +218,7 @@ class SpanIndex:
                     out.append(i)
                 elif (c == "}" or c == "]") and out:
                     level = out.pop()
-                    for opener in [level] if type(level) is int else level:
+                    for opener in [level] if isinstance(level, int) else level:
                         ends[opener] = i + 1
                     if not out:
                         out = None
@@ -234,8 +236,8 @@ def _merge(a: _Stack | None, b: _Stack | None) -> _Stack | None:
         a, b = b, a
     for r in range(1, len(b) + 1):
         la, lb = a[-r], b[-r]
-        la = [la] if type(la) is int else la
-        lb = [lb] if type(lb) is int else lb
+        la = [la] if isinstance(la, int) else la
+        lb = [lb] if isinstance(lb, int) else lb
         if len(la) < len(lb):
             la, lb = lb, la
         la.extend(lb)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, loads_lenient, repair
-from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
-from qwen_agent.prompting.shapes import (
+from qwen_agent.prompting.call_shapes import (
     Found,
     Tools,
     call_from_name_and_text,
@@ -21,8 +19,25 @@ from qwen_agent.prompting.shapes import (
     may_be_call_shaped,
     snippet,
 )
+from qwen_agent.prompting.lenient_json import Unreadable, iter_json_values, loads_lenient, repair
+from qwen_agent.prompting.scan import Outcome, Piece, Reading, Recognizer, hold_index
 from qwen_agent.prompting.spans import json_span_end
 
+__all__ = [
+    "SOURCE_CHARS",
+    "BareJson",
+    "Dropped",
+    "Fence",
+    "OrphanThinkClose",
+    "Think",
+    "ToolCallTag",
+    "cut_off",
+    "generic_recognizers",
+    "read_arguments",
+    "read_call_body",
+    "skip_space",
+    "think_recognizers",
+]
 
 #: How much of a call's text error messages may quote from (they show a one-line snippet of it).
 SOURCE_CHARS = 1024
@@ -196,7 +211,7 @@ class BareJson(Recognizer):
 
     def search(self, text: str, pos: int, final: bool, reading: Reading) -> re.Match[str] | None:
         budget = reading.tools.budget
-        if not final or _CUT_OFF_HEAD <= budget.left:
+        if not final or budget.left >= _CUT_OFF_HEAD:
             return self.pattern.search(text, pos)
         # The repair budget is nearly spent: an opener that stays unclosed is plain text unless it lies so near the
         # end that the rest still fits the budget. Pass over such openers (there may be tens of thousands) and look

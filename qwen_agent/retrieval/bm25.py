@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+__all__ = ["BM25Index", "tokenize"]
+
+logger = logging.getLogger(__name__)
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -34,7 +36,7 @@ def _stemmer() -> Any:
     try:
         import Stemmer
     except ImportError:  # stemming improves recall but is not essential
-        log.info("PyStemmer is not installed; BM25 runs without English stemming")
+        logger.info("PyStemmer is not installed; BM25 runs without English stemming")
         return None
     return Stemmer.Stemmer("english")
 

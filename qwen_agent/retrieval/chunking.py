@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from qwen_agent.retrieval.models import Chunk, Section
 
+__all__ = ["ChunkingConfig", "TokenCounter", "chunk_section", "chunk_sections", "count_tokens"]
+
 _CJK = (
     "\u3040-\u30ff"  # hiragana, katakana
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs

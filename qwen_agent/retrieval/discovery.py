@@ -12,7 +12,9 @@ from pathlib import Path
 from qwen_agent.retrieval.loaders import is_supported
 from qwen_agent.retrieval.models import FileError
 
-log = logging.getLogger(__name__)
+__all__ = ["FoundFile", "discover", "file_sha256"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

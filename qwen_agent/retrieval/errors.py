@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qwen_agent.errors import QwenAgentError
 
+__all__ = ["EmbeddingError", "LoaderError", "RetrievalError", "StoreError"]
+
 
 class RetrievalError(QwenAgentError):
     """Anything that went wrong indexing or searching a knowledge base."""

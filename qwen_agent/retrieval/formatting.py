@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from qwen_agent.retrieval.models import Hit
 
+__all__ = ["format_passages"]
+
 
 def format_passages(hits: Sequence[Hit], *, max_chars_per_passage: int | None = None) -> str:
     """One block per hit: ``[doc.pdf p.3] (Heading)`` on its own line, then the passage text.

@@ -38,7 +38,8 @@ class FusionConfig(BaseModel):
     rank_weight: float = Field(default=1.0, ge=0, description="Weight of the reciprocal-rank agreement term.")
     vector_weight_cjk: float | None = Field(
         default=None, ge=0,
-        description="Prior on the vector ranker for CJK queries; None: 1 if the embedder knows CJK (or is unknown), else 0.",
+        description="Prior on the vector ranker for CJK queries; None: 1 if the embedder knows CJK (or is "
+        "unknown), else 0.",
     )
     vector_weight_other: float = Field(default=1.0, ge=0, description="Prior on the vector ranker for other queries.")
 

@@ -19,7 +19,9 @@ from qwen_agent.durable import fsync_dir
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.models import IndexKind
 
-log = logging.getLogger(__name__)
+__all__ = ["FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "IVF_NPROBE", "VectorIndex", "choose_kind"]
+
+logger = logging.getLogger(__name__)
 
 # Below this many vectors exact search is fast enough (a few ms at 384 dims) and needs no training.
 FLAT_MAX = 20_000
@@ -56,7 +58,7 @@ class VectorIndex:
         n = len(ids)
         kind = choose_kind(n, requested)
         if kind == "ivf" and n < 256:
-            log.info("IVF needs training data; %d vectors are too few, using a flat index", n)
+            logger.info("IVF needs training data; %d vectors are too few, using a flat index", n)
             kind = "flat"
         if kind == "flat":
             inner = faiss.IndexFlatIP(dim)

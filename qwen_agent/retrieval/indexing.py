@@ -8,6 +8,7 @@ file order, so the caller commits exactly what a sequential run would have.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -128,10 +129,8 @@ def prepare_and_embed(
     finally:
         stop.set()
         while worker.is_alive():  # an embedding error must not leave the producer blocked on a full queue
-            try:
+            with contextlib.suppress(queue.Empty):
                 handoff.get(timeout=0.1)
-            except queue.Empty:
-                pass
         if bar is not None:
             bar.close()
     vectors = np.concatenate(parts) if parts else None

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -26,7 +26,9 @@ from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
 from qwen_agent.retrieval.search import Reranker
 from qwen_agent.retrieval.store import Store
 
-log = logging.getLogger(__name__)
+__all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
+
+logger = logging.getLogger(__name__)
 
 
 class KnowledgeBaseConfig(BaseModel):
@@ -107,7 +109,7 @@ class KnowledgeBase:
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> KnowledgeBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,7 +171,7 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - started
         self.last_report = report
         for err in report.errors:
-            log.warning("not indexed: %s", err.message)
+            logger.warning("not indexed: %s", err.message)
         return report
 
     def _commit(
@@ -256,7 +258,7 @@ class KnowledgeBase:
                 if len(vectors) != total:
                     raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
             except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
-                log.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
                 ids, matrix = self._store.all_vectors(dim)
                 vectors = VectorIndex.build(matrix, ids, dim, self.config.index_kind)
             try:
@@ -264,7 +266,7 @@ class KnowledgeBase:
                 if len(bm25) != total:
                     raise StoreError(f"BM25 index holds {len(bm25)} chunks, store has {total}")
             except Exception as exc:  # noqa: BLE001
-                log.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+                logger.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
                 chunk_ids, token_lists = self._store.all_tokens()
                 bm25 = BM25Index.build(token_lists, chunk_ids)
             self._vectors, self._bm25, self._loaded_gen = vectors, bm25, gen
@@ -296,7 +298,8 @@ class KnowledgeBase:
             return []
         use_rerank = self.reranker is not None if rerank is None else rerank
         if use_rerank and self.reranker is None:
-            raise ValueError("rerank=True needs a reranker: KnowledgeBase.open(..., reranker=CrossEncoderReranker(path))")
+            raise ValueError("rerank=True needs a reranker: "
+                             "KnowledgeBase.open(..., reranker=CrossEncoderReranker(path))")
         wanted = max(k, self.config.candidates) if (mode == "hybrid" or use_rerank) else k
         rankings = []
         if mode in ("vector", "hybrid"):

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["Chunk", "FileError", "Hit", "IndexKind", "IndexReport", "SearchMode", "Section", "make_citation"]
+
 SearchMode = Literal["hybrid", "vector", "bm25"]
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 
@@ -44,7 +46,8 @@ class Chunk(BaseModel):
 
 
 def make_citation(source: str, page: int | None = None, sheet: str | None = None) -> str:
-    """Short marker the model copies into its answer: ``[doc.pdf p.3]``, ``[deck.pptx slide 2]``, ``[t.xlsx sheet Q1]``."""
+    """The short marker the model copies into its answer: ``[doc.pdf p.3]``, ``[deck.pptx slide 2]``,
+    ``[t.xlsx sheet Q1]``."""
     name = PurePosixPath(source).name or source
     suffix = PurePosixPath(name).suffix.lower()
     if page is not None:

@@ -26,7 +26,7 @@ import numpy as np
 from qwen_agent.retrieval.e5_model import _cache_root
 from qwen_agent.retrieval.errors import EmbeddingError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 OnnxPrecision = Literal["int8", "fp32"]
 EXPORT_VERSION = "1"  # bump when the export recipe changes, so old caches are not reused
@@ -57,7 +57,8 @@ def max_length(model_dir: Path) -> int:
 def _source_key(model_dir: Path, precision: str) -> str:
     import onnxruntime
 
-    weights = next((model_dir / n for n in ("model.safetensors", "pytorch_model.bin") if (model_dir / n).is_file()), None)
+    candidates = (model_dir / n for n in ("model.safetensors", "pytorch_model.bin"))
+    weights = next((p for p in candidates if p.is_file()), None)
     if weights is None:
         raise EmbeddingError(f"{model_dir} has no model.safetensors / pytorch_model.bin to export to ONNX")
     st = weights.stat()
@@ -79,7 +80,7 @@ def exported_model(model_dir: Path, precision: OnnxPrecision = "int8", cache: Pa
             os.replace(work / target.name, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log.info("exported %s to %s", model_dir, target)
+        logger.info("exported %s to %s", model_dir, target)
         return target
 
 
@@ -131,7 +132,7 @@ def _export(model_dir: Path, work: Path, precision: str) -> None:
                              hidden_size=config.hidden_size, opt_level=1)
         opt.save_model_to_file(str(fused))
     except Exception as exc:  # noqa: BLE001 - fusion is an optimisation; the plain graph is correct too
-        log.warning("onnxruntime transformer fusion failed (%s); using the unfused graph", exc)
+        logger.warning("onnxruntime transformer fusion failed (%s); using the unfused graph", exc)
         shutil.copyfile(raw, fused)
     if precision == "fp32":
         return

@@ -7,7 +7,9 @@ import os
 import threading
 from typing import Any, Protocol, runtime_checkable
 
-log = logging.getLogger(__name__)
+__all__ = ["CrossEncoderReranker", "Reranker"]
+
+logger = logging.getLogger(__name__)
 
 @runtime_checkable
 class Reranker(Protocol):
@@ -44,7 +46,7 @@ class CrossEncoderReranker:
                     self._model = CrossEncoder(
                         self._name, device=self._device, max_length=self._max_length, local_files_only=True
                     )
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise EmbeddingError(
                         f"Could not load cross-encoder '{self._name}' ({type(exc).__name__}: {exc}); pass a local "
                         "model directory (nothing is downloaded at run time)."

@@ -23,7 +23,9 @@ import numpy as np
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.models import Chunk, Section
 
-log = logging.getLogger(__name__)
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "FileRecord", "Store"]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 DB_NAME = "kb.sqlite"
@@ -121,7 +123,7 @@ class Store:
         for entry in self.folder.iterdir():
             parts = entry.name.split(".")
             if parts[0] in {"vectors", "bm25"} and len(parts) >= 2 and parts[1] != str(current):
-                log.info("removing stale index file %s", entry)
+                logger.info("removing stale index file %s", entry)
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:

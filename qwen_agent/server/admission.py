@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 from qwen_agent.server.errors import APIError
@@ -73,10 +74,8 @@ class Admission:
         return Slot(self)
 
     def _drop(self, fut: asyncio.Future[None]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._waiters.remove(fut)
-        except ValueError:
-            pass
 
     def _release(self) -> None:
         # Hand the slot straight to the next live waiter (running stays the same), else free it.

@@ -26,7 +26,7 @@ from qwen_agent.server.proxy_run import proxy_chunks
 from qwen_agent.server.response import RunResponse, RunStats
 from qwen_agent.server.sessions import Session, SessionManager, safe_filename
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["ServerState", "create_app"]
 
@@ -77,7 +77,8 @@ def _api(handler: Any) -> Any:
 
     async def wrapped(request: Request) -> Response:
         try:
-            return await handler(request)
+            response: Response = await handler(request)
+            return response
         except APIError as exc:
             return exc.response()
 

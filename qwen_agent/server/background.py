@@ -14,7 +14,7 @@ from qwen_agent.server.app import create_app
 from qwen_agent.server.config import ConfigError, ServeConfig, is_loopback
 from qwen_agent.server.profiles import ModelFactory
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["BackgroundServer", "check_exposure", "serve"]
 
@@ -26,7 +26,8 @@ def check_exposure(config: ServeConfig) -> None:
         raise ConfigError(
             f"refusing to listen on {s.host}: that address is reachable from other machines, and without an API "
             "key anyone who reaches it could run code in this server's sandboxes and read its documents. Give "
-            "--api-key (or api_keys in the server table of the config, or $QWEN_AGENT_SERVE_API_KEY), or listen on 127.0.0.1.")
+            "--api-key (or api_keys in the server table of the config, or $QWEN_AGENT_SERVE_API_KEY), or listen on "
+            "127.0.0.1.")
 
 
 def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -92,7 +93,8 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._server = uvicorn.Server(_uvicorn_config(self.app, self.host, self.port, self._log_level))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # the host application owns the signals (uvicorn's Server has this hook; its stubs do not declare it)
+        setattr(self._server, "install_signal_handlers", lambda: None)  # noqa: B010
         errors: list[BaseException] = []
 
         def run() -> None:

@@ -141,9 +141,9 @@ class Profile(_Strict):
         return self.knowledge is not None or self.docs is not None
 
     def sampling(self) -> SamplingParams:
-        fields = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                  "seed": self.seed}
-        return SamplingParams(**{k: v for k, v in fields.items() if v is not None})
+        fields: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p,
+                                  "max_tokens": self.max_tokens, "seed": self.seed}
+        return SamplingParams.model_validate({k: v for k, v in fields.items() if v is not None})
 
     def describe(self, default_model: str) -> dict[str, Any]:
         """What ``GET /v1/models`` tells about this profile (no secrets: a spec holds none)."""

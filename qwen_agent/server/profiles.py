@@ -9,25 +9,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from qwen_agent.agents import Agent
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.spec import ModelSpec, load_model
 from qwen_agent.llm.types import SamplingParams
 from qwen_agent.messages import Message
+from qwen_agent.prompting.notes import render_note
 from qwen_agent.server.citations import CitingAssistant, SourceIndex
 from qwen_agent.server.config import Profile, ServeConfig
 from qwen_agent.server.errors import APIError
 from qwen_agent.server.sessions import Session
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["ProfileRuntime", "Profiles"]
 
 ModelFactory = Callable[[str], ChatModel]
-_templates = jinja2.Environment(loader=jinja2.PackageLoader("qwen_agent.server", "templates"), autoescape=False,
-                                undefined=jinja2.StrictUndefined)
 
 
 class ProfileRuntime:
@@ -53,13 +50,14 @@ class ProfileRuntime:
         if p.code_interpreter and session is not None:
             tools.append(session.interpreter_for(p.sandbox, p.exec_timeout_s, pool))
         merged = p.sampling().merged(params)
-        common = dict(max_steps=p.max_steps, params=merged, function_calling=p.function_calling)
         if self.knowledge is not None:
             agent: Agent = CitingAssistant(self.model, tools, knowledge=self.knowledge, token_budget=p.token_budget,
-                                           system=p.system, **common)
+                                           system=p.system, max_steps=p.max_steps, params=merged,
+                                           function_calling=p.function_calling)
             agent.hits = []  # type: ignore[attr-defined]
             return agent
-        return Agent(self.model, tools, system=p.system, **common)
+        return Agent(self.model, tools, system=p.system, max_steps=p.max_steps, params=merged,
+                     function_calling=p.function_calling)
 
     def prepare(self, messages: list[Message], session: Session | None) -> list[Message]:
         """The request's messages plus a note naming the files the user uploaded into the session's kernel."""
@@ -84,7 +82,7 @@ def _uploads_note(session: Session) -> str:
             except Exception:  # noqa: BLE001 - a file pandas cannot read is still listed
                 columns = ""
         files.append({"name": name, "columns": columns})
-    return _templates.get_template("uploads.j2").render(files=files).strip()
+    return render_note("uploads", files=files)
 
 
 class Profiles:
@@ -149,6 +147,6 @@ class Profiles:
             try:
                 await model.aclose()
             except Exception as exc:  # noqa: BLE001 - keep closing the rest
-                log.warning("closing a model failed: %r", exc)
+                logger.warning("closing a model failed: %r", exc)
         for kb in self._knowledge:
             kb.close()

@@ -9,18 +9,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import jinja2
-
 from qwen_agent.llm.errors import ModelError
 from qwen_agent.llm.types import ChatResponse, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
+from qwen_agent.prompting.notes import render_note
 from qwen_agent.server.errors import from_model_error
 from qwen_agent.server.profiles import ProfileRuntime
 from qwen_agent.server.protocol import ChatRequest, Completion, NamedToolChoice, tool_call_deltas
 
 __all__ = ["proxy_chunks"]
 
-_templates = jinja2.Environment(loader=jinja2.PackageLoader("qwen_agent.server", "templates"), autoescape=False)
 
 
 async def proxy_chunks(runtime: ProfileRuntime, req: ChatRequest, messages: list[Message], params: SamplingParams,
@@ -66,7 +64,7 @@ async def proxy_chunks(runtime: ProfileRuntime, req: ChatRequest, messages: list
                 yield completion.chunk({"content": response.text})
         if must_call and not response.tool_calls:
             # Asked once more, plainly: small models sometimes answer in words when a call is required.
-            note = _templates.get_template("call_required.j2").render().strip()
+            note = render_note("call_required")
             retry = [*messages, response.message, Message.user(note)]
             response = await runtime.model.achat(retry, tools, params=merged, function_calling=fc)
     except ModelError as exc:
@@ -75,8 +73,8 @@ async def proxy_chunks(runtime: ProfileRuntime, req: ChatRequest, messages: list
         yield completion.chunk({"content": response.text})
     calls = response.tool_calls
     if calls:
-        for delta in tool_call_deltas(calls):
-            yield completion.chunk(delta)
+        for call_delta in tool_call_deltas(calls):
+            yield completion.chunk(call_delta)
         yield completion.chunk({}, finish_reason="tool_calls")
     else:
         yield completion.chunk({}, finish_reason="length" if response.finish_reason == "length" else "stop")

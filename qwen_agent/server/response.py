@@ -4,6 +4,7 @@ and cancellation of the run (model generation and tool calls included) the momen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from qwen_agent.server.errors import APIError
 from qwen_agent.server.protocol import Completion, sse
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["RunResponse", "RunStats", "fold"]
 
@@ -67,8 +68,8 @@ class RunResponse:
                                       type="timeout", code="run_timeout"))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug must still end the response properly
-            log.exception("run failed")
+        except Exception as exc:
+            logger.exception("run failed")
             queue.put_nowait(APIError(500, f"Internal error: {type(exc).__name__}: {exc}", type="server_error"))
         finally:
             queue.put_nowait(_DONE)
@@ -106,10 +107,8 @@ class RunResponse:
             if not producer.done() and not producer.cancelling():
                 producer.cancel()  # once: a second cancel would interrupt the run's own clean-up (closing the
                 # backend stream, which is what stops the generation there)
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await producer
-            except asyncio.CancelledError:
-                pass
             self.stats.active -= 1
             if disconnected.is_set():
                 self.stats.cancelled += 1

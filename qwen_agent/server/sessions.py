@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 from qwen_agent.server.errors import APIError
-from qwen_agent.tools.code_interpreter import CodeInterpreter, KernelPool, SandboxConfig
-from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter import CodeInterpreter, KernelPool, SandboxConfig, hostfs
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["Session", "SessionManager", "safe_filename"]
 
@@ -108,7 +107,7 @@ class Session:
             try:
                 await interp.kernel.interrupt()
             except Exception as exc:  # noqa: BLE001 - best effort; the next execution restarts a stuck kernel
-                log.debug("interrupting a session kernel failed: %r", exc)
+                logger.debug("interrupting a session kernel failed: %r", exc)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -206,7 +205,7 @@ class SessionManager:
         try:
             await session.aclose()
         except Exception as exc:  # noqa: BLE001 - one broken kernel must not stop the cleanup of the others
-            log.warning("closing a session failed: %r", exc)
+            logger.warning("closing a session failed: %r", exc)
 
     async def sweep(self) -> int:
         """Close the sessions idle for longer than ``idle_s``; returns how many."""
@@ -223,7 +222,7 @@ class SessionManager:
             try:
                 await self.sweep()
             except Exception as exc:  # noqa: BLE001 - keep sweeping
-                log.warning("session sweep failed: %r", exc)
+                logger.warning("session sweep failed: %r", exc)
 
     async def aclose(self) -> None:
         if self._sweeper is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qwen_agent.errors import QwenAgentError
 
+__all__ = ["ServerStartError", "ServingError", "VenvInstallError"]
+
 
 class ServingError(QwenAgentError):
     """Anything that went wrong preparing or running a local model server."""

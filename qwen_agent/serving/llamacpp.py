@@ -17,7 +17,7 @@ from typing import Self
 
 import httpx
 
-from qwen_agent.llm.model_store import cache_dir, resolve
+from qwen_agent.llm.distribution.store import cache_dir, resolve
 from qwen_agent.serving.errors import ServerStartError
 from qwen_agent.serving.process import GroupProcess, free_port, log_tail
 
@@ -128,7 +128,8 @@ class LlamaCppServer:
             self._process.stop()
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

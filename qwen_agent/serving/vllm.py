@@ -26,14 +26,14 @@ from typing import Any, Self
 
 import httpx
 
-from qwen_agent.llm.model_store import cache_dir
+from qwen_agent.llm.distribution.store import cache_dir
 from qwen_agent.serving.errors import ServerStartError
 from qwen_agent.serving.process import GroupProcess, cpu_list, free_port, log_tail
 from qwen_agent.serving.venv import ensure_vllm_venv, server_env_base
 
 __all__ = ["VLLMServer", "main"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 #: vLLM's CPU build needs a few tens of seconds to load and warm up even a 0.5B model; a cold disk adds more.
@@ -161,12 +161,12 @@ class VLLMServer:
             raise ServerStartError(f"{self!r} is already running")
         if not (self.model_dir / "config.json").is_file():
             raise ServerStartError(f"{self.model_dir} is not a Hugging Face model folder (no config.json); "
-                                   "convert the GGUF first (qwen_agent.llm.hf_convert.ensure_hf_model)")
+                                   "convert the GGUF first (qwen_agent.llm.distribution.hf_convert.ensure_hf_model)")
         python = self.python or ensure_vllm_venv()
         self.python = Path(python)
         if self.requested_port == 0:
             self.port = free_port(self.host)
-        log.info("starting vLLM for %s on %s (log: %s)", self.model_dir, self.base_url, self.log_path)
+        logger.info("starting vLLM for %s on %s (log: %s)", self.model_dir, self.base_url, self.log_path)
         # cwd: a neutral folder, so a local `vllm/` directory cannot shadow the installed package.
         self._process = GroupProcess(self.command(self.python), env=self.environment(), log_path=self.log_path,
                                      cwd=Path(tempfile.gettempdir()), grace=self.stop_grace)
@@ -199,7 +199,7 @@ class VLLMServer:
 
     def _ready(self) -> None:
         self.startup_seconds = time.monotonic() - self._started_at
-        log.info("vLLM ready at %s after %.1f s", self.base_url, self.startup_seconds)
+        logger.info("vLLM ready at %s after %.1f s", self.base_url, self.startup_seconds)
 
     def start(self) -> Self:
         """Start the server and block until ``/health`` answers 200 and ``/v1/models`` lists the model."""
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if path.is_dir():
         model_dir, name = path, args.served_model_name or path.name
     else:
-        from qwen_agent.llm.hf_convert import ensure_hf_model  # heavy (transformers): only when converting
+        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model  # heavy (transformers): only when converting
 
         model_dir, name = ensure_hf_model(args.model), args.served_model_name or args.model
     if args.prepare_only:

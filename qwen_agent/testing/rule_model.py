@@ -290,7 +290,7 @@ def _plan(question: str, tools: list[dict[str, Any]]) -> list[_Call]:
     if len(string_params) == 1 and string_params[0] in required and len(entities) > 1:
         return [_Call(str(best["name"]), {**fixed, string_params[0]: e}) for e in entities]
     args = dict(fixed)
-    for key, value in zip(string_params, entities):
+    for key, value in zip(string_params, entities, strict=False):
         args[key] = value
     if not required <= set(args):
         return []  # a required value is nowhere in the request: answer (and say so) instead of guessing

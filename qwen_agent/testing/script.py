@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["RecordedRequest", "ScriptedReply", "ScriptedToolCall"]
+
 
 class ScriptedToolCall(BaseModel):
     """A native tool call the scripted model returns in ``tool_calls``."""
@@ -82,7 +84,8 @@ class ScriptedReply(BaseModel):
     def _usage(self) -> dict[str, int]:
         completion = self.completion_tokens
         if completion is None:
-            completion = max(1, len(self.content or "") // 4 + sum(len(c.arguments_text()) // 4 for c in self.tool_calls))
+            arguments = sum(len(c.arguments_text()) // 4 for c in self.tool_calls)
+            completion = max(1, len(self.content or "") // 4 + arguments)
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
                 "total_tokens": self.prompt_tokens + completion}
 
@@ -106,7 +109,7 @@ class ScriptedReply(BaseModel):
         if self.tool_calls:
             message["tool_calls"] = [
                 {"id": cid, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text()}}
-                for cid, c in zip(self._call_ids(), self.tool_calls)
+                for cid, c in zip(self._call_ids(), self.tool_calls, strict=True)
             ]
         return json.dumps({
             "id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion", "created": int(time.time()),
@@ -135,7 +138,7 @@ class ScriptedReply(BaseModel):
             events.append(chunk({"reasoning_content": piece}))
         for piece in _pieces(self.content or "", n):
             events.append(chunk({"content": piece}))
-        for index, (call_id, call) in enumerate(zip(self._call_ids(), self.tool_calls)):
+        for index, (call_id, call) in enumerate(zip(self._call_ids(), self.tool_calls, strict=True)):
             events.append(chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
                                                  "function": {"name": call.name, "arguments": ""}}]}))
             for piece in _pieces(call.arguments_text(), n):

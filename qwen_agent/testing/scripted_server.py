@@ -1,8 +1,8 @@
 """A small real OpenAI-compatible HTTP server on 127.0.0.1 that replays scripted replies: a test double of the model.
 
 It speaks enough of the chat-completions protocol (JSON and SSE streaming, ``GET /models``, bearer auth, OpenAI
-error bodies) for protocol and fault tests, and it is fast (raw asyncio + h11 on its own thread, ~0.1 ms of server
-time per request) so benchmarks can measure the framework's own per-step overhead against it.
+error bodies) for protocol and fault tests, and it is fast (raw asyncio + h11 on its own thread, a small fraction of
+a millisecond per request) so benchmarks can measure the framework's own per-step overhead against it.
 
     with ScriptedServer() as server:
         server.script(ScriptedReply.text("Hello"), ScriptedReply.fail(503), ScriptedReply.call("add", {"a": 1}))
@@ -29,7 +29,9 @@ import h11
 
 from qwen_agent.testing.script import RecordedRequest, ScriptedReply
 
-log = logging.getLogger(__name__)
+__all__ = ["Responder", "ScriptedServer"]
+
+logger = logging.getLogger(__name__)
 
 Responder = Callable[[dict[str, Any]], ScriptedReply]
 
@@ -116,7 +118,7 @@ class ScriptedServer:
         ready.wait(10)
         if errors:
             raise errors[0]
-        log.debug("scripted server listening on %s", self.base_url)
+        logger.debug("scripted server listening on %s", self.base_url)
         return self
 
     def stop(self) -> None:
@@ -241,7 +243,8 @@ class ScriptedServer:
                 return self._queue.popleft()
         if self.responder is not None:
             return self.responder(body)
-        return ScriptedReply.fail(500, "scripted server: script exhausted (the test sent more requests than it scripted)")
+        return ScriptedReply.fail(500, "scripted server: script exhausted "
+                                       "(the test sent more requests than it scripted)")
 
     async def _stream(self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: ScriptedReply, model: str,
                       body: dict[str, Any]) -> bool:

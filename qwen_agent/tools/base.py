@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
+import enum
 import functools
 import inspect
 import json
@@ -17,13 +17,14 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qwen_agent.messages import ToolSchema
+from qwen_agent.sync import run_sync
 from qwen_agent.tools.errors import (
     SandboxError,
     ToolArgumentsError,
@@ -35,10 +36,12 @@ from qwen_agent.tools.errors import (
     UnknownToolError,
 )
 from qwen_agent.tools.output import DEFAULT_MAX_CHARS, ToolOutput
+from qwen_agent.tools.schemas import clean_schema, type_label
 
 # ToolOutput and the errors are re-exported: stateful tools need only ``from qwen_agent.tools.base import ...``.
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "UNSET",
     "NoArgs",
     "SandboxError",
     "Tool",
@@ -50,6 +53,7 @@ __all__ = [
     "ToolStartError",
     "ToolTimeoutError",
     "UnknownToolError",
+    "Unset",
     "clean_schema",
     "run_in_tool_thread",
 ]
@@ -58,7 +62,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")  # what OpenAI-style APIs accept as a function name
-_UNSET: Any = object()
+
+
+class Unset(enum.Enum):
+    """The type of `UNSET`: "not given, keep the class attribute" where None means something (no limit)."""
+
+    UNSET = "unset"
+
+
+#: Default of ``timeout=`` / ``max_output_chars=``: keep the tool class's own value.
+UNSET: Final = Unset.UNSET
 
 
 class NoArgs(BaseModel):
@@ -74,8 +87,10 @@ class Tool(ABC):
     and implement ``run(self, args)`` either as ``async def`` (runs on the event loop: must not block) or as a plain
     ``def`` (runs in a worker thread, so a slow or blocking tool never stalls the loop or parallel calls).
 
-    Stateful tools override ``start()`` (called once, lazily, before the first call) and ``aclose()``.
-    Set ``parallel_safe = False`` when calls must not overlap (one kernel, one session): calls are then serialised.
+    Stateful tools override ``start()`` (called once, lazily, before the first call) and ``aclose()`` (release; safe
+    to call twice). As everywhere in the package, ``aclose()`` is the async close and ``close()`` the blocking one;
+    after either, the next call starts the tool again. Set ``parallel_safe = False`` when calls must not overlap (one
+    kernel, one session): calls are then serialised.
     """
 
     name: str = ""
@@ -97,8 +112,8 @@ class Tool(ABC):
         name: str | None = None,
         description: str | None = None,
         args: type[BaseModel] | None = None,
-        timeout: float | None = _UNSET,
-        max_output_chars: int | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        max_output_chars: int | Unset | None = UNSET,
     ) -> None:
         if name is not None:
             self.name = name
@@ -106,9 +121,9 @@ class Tool(ABC):
             self.description = description
         if args is not None:
             self.Args = args
-        if timeout is not _UNSET:
+        if not isinstance(timeout, Unset):
             self.timeout = timeout
-        if max_output_chars is not _UNSET:
+        if not isinstance(max_output_chars, Unset):
             self.max_output_chars = max_output_chars
         _check_definition(self)
         self._started = False
@@ -129,8 +144,19 @@ class Tool(ABC):
     async def start(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Acquire resources (start a kernel, open a session). Called once before the first call."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
-        """Release resources. Must be safe to call when ``start()`` never ran or already closed."""
+    async def aclose(self) -> None:
+        """Release resources. Must be safe to call when ``start()`` never ran or already closed.
+
+        A subclass's override is wrapped (`__init_subclass__`) so that, like this default, it leaves the tool not
+        started: the next call runs ``start()`` again.
+        """
+        self._started = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        hook = cls.__dict__.get("aclose")
+        if hook is not None and not getattr(hook, "_resets_started", False):
+            cls.aclose = _resetting(hook)  # type: ignore[method-assign,assignment]  # wrapping the override is the point
 
     # ---- public API ----------------------------------------------------------------------------------------------
 
@@ -159,7 +185,7 @@ class Tool(ABC):
         required = set(params.get("required", []))
         items = []
         for pname, prop in params.get("properties", {}).items():
-            item = f"{pname}: {_type_label(prop)}"
+            item = f"{pname}: {type_label(prop)}"
             if pname not in required:
                 item += f" = {json.dumps(prop['default'], ensure_ascii=False)}" if "default" in prop else " (optional)"
             items.append(item)
@@ -180,12 +206,9 @@ class Tool(ABC):
                 raise ToolStartError(f"Tool '{self.name}' could not start: {type(exc).__name__}: {exc}") from exc
             self._started = True
 
-    async def close(self) -> None:
-        """``aclose()`` and forget the started state, so a later call starts the tool again."""
-        try:
-            await self.aclose()
-        finally:
-            self._started = False
+    def close(self) -> None:
+        """Blocking ``aclose()``."""
+        run_sync(self.aclose())
 
     async def execute(self, arguments: Mapping[str, Any] | BaseModel | None) -> ToolOutput:
         """Validate, start if needed, run within ``timeout`` and normalise the result.
@@ -240,6 +263,20 @@ class Tool(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+def _resetting(hook: Callable[[Tool], Awaitable[None]]) -> Callable[[Tool], Coroutine[Any, Any, None]]:
+    """``hook`` (a subclass's ``aclose``), then the tool is no longer started, whatever the hook raised."""
+
+    @functools.wraps(hook)
+    async def aclose(self: Tool) -> None:
+        try:
+            await hook(self)
+        finally:
+            self._started = False
+
+    aclose._resets_started = True  # type: ignore[attr-defined]
+    return aclose
+
+
 # ---- worker threads for sync tools --------------------------------------------------------------------------------
 
 _executor: ThreadPoolExecutor | None = None
@@ -262,7 +299,7 @@ async def run_in_tool_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await loop.run_in_executor(_tool_executor(), functools.partial(ctx.run, fn, *args, **kwargs))
 
 
-# ---- definition checks and schema cleanup -------------------------------------------------------------------------
+# ---- definition checks -------------------------------------------------------------------------
 
 
 def _check_definition(tool: Tool) -> None:
@@ -277,95 +314,3 @@ def _check_definition(tool: Tool) -> None:
         )
     if tool.timeout is not None and tool.timeout <= 0:
         raise ToolDefinitionError(f"tool {tool.name!r}: timeout must be positive seconds or None, got {tool.timeout}")
-
-
-def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Make a pydantic JSON schema easy for small models to read, without changing what it accepts in spirit.
-
-    - ``$ref``s into ``$defs`` are inlined (recursive models keep their ``$defs``);
-    - ``title`` keywords are dropped (pydantic adds one per field; they repeat the name and cost tokens);
-    - ``anyOf: [X, null]`` (``Optional[X]``) becomes just ``X``: the field stays optional through ``required``
-      and its ``default``, and an explicit ``null`` still validates on our side;
-    - a single-item ``allOf`` is merged into its parent.
-    Descriptions, ``required``, ``enum``, ``const``, ``default`` and numeric/string limits are kept.
-    """
-    schema = copy.deepcopy(schema)
-    defs: dict[str, Any] = schema.pop("$defs", {})
-    recursive = {name for name in defs if _refers_to(defs[name], name, defs, set())}
-    out: dict[str, Any] = _clean(schema, defs, recursive, ())
-    kept = {name: _clean(defs[name], defs, recursive, (name,)) for name in recursive}
-    if kept:
-        out["$defs"] = kept
-    out.setdefault("type", "object")
-    out.setdefault("properties", {})
-    return out
-
-
-def _ref_name(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1]
-
-
-def _refers_to(node: Any, target: str, defs: dict[str, Any], seen: set[str]) -> bool:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            name = _ref_name(ref)
-            if name == target:
-                return True
-            if name not in seen and name in defs:
-                seen.add(name)
-                if _refers_to(defs[name], target, defs, seen):
-                    return True
-        return any(_refers_to(v, target, defs, seen) for v in node.values())
-    if isinstance(node, list):
-        return any(_refers_to(v, target, defs, seen) for v in node)
-    return False
-
-
-def _clean(node: Any, defs: dict[str, Any], recursive: set[str], stack: tuple[str, ...]) -> Any:
-    if isinstance(node, list):
-        return [_clean(v, defs, recursive, stack) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = dict(node)
-    ref = node.get("$ref")
-    if isinstance(ref, str) and _ref_name(ref) in defs and _ref_name(ref) not in recursive:
-        name = _ref_name(ref)
-        del node["$ref"]
-        node = {**defs[name], **node}  # the referencing site's description/default win
-        return _clean(node, defs, recursive, (*stack, name))
-    all_of = node.get("allOf")
-    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
-        del node["allOf"]
-        node = {**all_of[0], **node}
-        return _clean(node, defs, recursive, stack)
-    any_of = node.get("anyOf")
-    if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
-        other = next(s for s in any_of if s != {"type": "null"})
-        del node["anyOf"]
-        node = {**other, **node} if isinstance(other, dict) else node
-        return _clean(node, defs, recursive, stack)
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "title" and isinstance(value, str):
-            continue
-        if key in ("properties", "$defs", "patternProperties") and isinstance(value, dict):
-            out[key] = {k: _clean(v, defs, recursive, stack) for k, v in value.items()}
-        elif key in ("default", "enum", "const", "examples", "required"):
-            out[key] = value
-        else:
-            out[key] = _clean(value, defs, recursive, stack)
-    return out
-
-
-def _type_label(prop: dict[str, Any]) -> str:
-    if "enum" in prop:
-        return " | ".join(repr(v) for v in prop["enum"])
-    t = prop.get("type")
-    if t == "array" and isinstance(prop.get("items"), dict):
-        return f"array of {_type_label(prop['items'])}"
-    if isinstance(t, str):
-        return t
-    if "anyOf" in prop:
-        return " | ".join(_type_label(p) for p in prop["anyOf"] if isinstance(p, dict))
-    return "any"

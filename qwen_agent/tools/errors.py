@@ -14,6 +14,19 @@ from qwen_agent.errors import QwenAgentError
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+__all__ = [
+    "DuplicateToolError",
+    "SandboxError",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolStartError",
+    "ToolTimeoutError",
+    "UnknownToolError",
+    "format_validation_problems",
+]
+
 _MAX_INPUT_REPR = 60
 _MAX_EXC_MESSAGE = 600
 

@@ -16,8 +16,10 @@ import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from qwen_agent.tools.base import _UNSET, Tool
+from qwen_agent.tools.base import UNSET, Tool, Unset
 from qwen_agent.tools.errors import ToolDefinitionError
+
+__all__ = ["FunctionTool", "as_tool", "build_args_model", "tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +37,8 @@ class FunctionTool(Tool):
         *,
         name: str | None = None,
         description: str | None = None,
-        timeout: float | None = _UNSET,
-        max_output_chars: int | None = _UNSET,
+        timeout: float | Unset | None = UNSET,
+        max_output_chars: int | Unset | None = UNSET,
     ) -> None:
         if not callable(fn):
             raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -76,8 +78,8 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None = ...,
-    max_output_chars: int | None = ...,
+    timeout: float | Unset | None = ...,
+    max_output_chars: int | Unset | None = ...,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -87,8 +89,8 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None = _UNSET,
-    max_output_chars: int | None = _UNSET,
+    timeout: float | Unset | None = UNSET,
+    max_output_chars: int | Unset | None = UNSET,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Declare a tool from a typed function: ``@tool`` or ``@tool(name=..., description=..., timeout=...)``.
 

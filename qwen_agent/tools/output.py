@@ -72,7 +72,7 @@ class ToolOutput(BaseModel):
         else:
             try:
                 data = to_jsonable_python(value)
-            except Exception:  # not JSON-able: fall back to its readable string form
+            except Exception:  # noqa: BLE001 - whatever a tool returned that is not JSON-able is shown as text
                 return cls(text=str(value))
         return cls(text=to_json_text(data), data=data)
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 from qwen_agent import bounded_json
 from qwen_agent.bounded_json import JsonDepthError
@@ -21,6 +21,8 @@ from qwen_agent.tools.base import Tool
 from qwen_agent.tools.errors import DuplicateToolError, ToolArgumentsError, ToolError, UnknownToolError
 from qwen_agent.tools.function import as_tool
 from qwen_agent.tools.output import ToolOutput
+
+__all__ = ["ToolLike", "Toolbox"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +142,12 @@ class Toolbox:
 
     async def aclose(self) -> None:
         """Close every tool; one failing to close does not stop the others (failures are logged)."""
-        results = await asyncio.gather(*(t.close() for t in self._tools.values()), return_exceptions=True)
+        results = await asyncio.gather(*(t.aclose() for t in self._tools.values()), return_exceptions=True)
         for t, res in zip(self._tools.values(), results, strict=True):
             if isinstance(res, BaseException):
                 logger.warning("closing tool %s failed: %r", t.name, res)
 
-    async def __aenter__(self) -> Toolbox:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

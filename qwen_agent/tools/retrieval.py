@@ -11,6 +11,8 @@ from qwen_agent.retrieval import KnowledgeBase, format_passages
 from qwen_agent.retrieval.models import SearchMode
 from qwen_agent.tools.base import Tool, ToolOutput
 
+__all__ = ["NOTHING_FOUND", "RetrievalArgs", "RetrievalTool", "make_retrieval_tool"]
+
 NOTHING_FOUND = "No passage in the documents matches this query. Say that the documents do not contain the answer."
 
 

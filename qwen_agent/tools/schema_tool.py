@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from qwen_agent.messages import ToolSchema
-from qwen_agent.tools.base import Tool, clean_schema
+from qwen_agent.tools.base import Tool
+from qwen_agent.tools.schemas import clean_schema
 
 _SIMPLE: dict[str, Any] = {
     "string": str,
@@ -32,7 +33,7 @@ def python_type(prop: dict[str, Any]) -> Any:
     """A permissive Python type for one JSON-schema property (unknown shapes become ``Any``)."""
     enum = prop.get("enum")
     if isinstance(enum, list) and enum and all(isinstance(v, (str, int, bool)) for v in enum):
-        return Literal[tuple(enum)]  # type: ignore[valid-type]
+        return Literal[tuple(enum)]
     kind = prop.get("type")
     if isinstance(kind, list):
         types = [_SIMPLE[k] for k in kind if k in _SIMPLE]

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import pytest
 
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.llm.backends.openai_retry import Backoff
 from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
-from qwen_agent.llm.openai_compat import OpenAICompatible
-from qwen_agent.llm.openai_retry import Backoff
 from qwen_agent.sync import run_sync
 from qwen_agent.testing import ScriptedServer
 from qwen_agent.testing.rule_model import RuleModel
@@ -77,7 +77,7 @@ def _budgeted(model: ChatModel, max_input_tokens: int | None) -> ChatModel:
 @contextlib.contextmanager
 def embedded(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """`LlamaCpp` on the default GGUF, loaded once; each test reconfigures the same instance."""
-    from qwen_agent.llm.llamacpp import LlamaCpp
+    from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
     path = request.getfixturevalue("embedded_model_path")
     llm = LlamaCpp(path, n_ctx=N_CTX, params=SUITE_PARAMS)

@@ -7,8 +7,6 @@ rule-based `RuleModel`, which reads the same requests.
 
 from __future__ import annotations
 
-import pytest
-
 from qwen_agent.agents import Agent, AgentResult, StepFinished, ToolCallFinished
 from qwen_agent.llm.base import ChatDelta, ChatModel, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
@@ -20,8 +18,6 @@ from .backends import N_CTX, Backend, ModelFactory
 #: Not lower: where a server cannot count tokens (llama-cpp-python's), the context manager charges one token per
 #: byte, and the parts it never cuts (system prompt, tool schemas, latest user turn) already take ~1,500 bytes.
 BUDGET = 2000
-
-pytestmark = pytest.mark.asyncio
 
 
 async def run_agent(agent: Agent, messages: object) -> tuple[AgentResult, list[object]]:

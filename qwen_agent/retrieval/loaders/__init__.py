@@ -8,6 +8,8 @@ from pathlib import Path
 from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["SUPPORTED_SUFFIXES", "Loader", "is_supported", "load_document"]
+
 Loader = Callable[[Path], list[Section]]
 
 
@@ -50,7 +52,7 @@ def load_document(path: Path) -> list[Section]:
         sections = loader(path)
     except LoaderError:
         raise
-    except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on corrupt input
+    except Exception as exc:
         raise LoaderError(
             str(path), f"could not be parsed ({type(exc).__name__}: {exc}); the file is probably corrupt", "corrupt"
         ) from exc

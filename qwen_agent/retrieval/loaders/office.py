@@ -8,6 +8,8 @@ from typing import Any
 
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["load_docx", "load_pptx"]
+
 
 def _docx_blocks(document: Any) -> Iterator[tuple[str, str]]:
     """Yield ("heading"|"text", text) for paragraphs and tables in body order (python-docx lists them apart)."""

@@ -7,6 +7,8 @@ from pathlib import Path
 from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["load_pdf"]
+
 
 def load_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
@@ -20,7 +22,7 @@ def load_pdf(path: Path) -> list[Section]:
         # Files with only an owner password open with an empty user password; anything else needs the password.
         try:
             opened = reader.decrypt("")
-        except Exception as exc:  # noqa: BLE001 - pypdf raises DependencyError etc. for unsupported ciphers
+        except Exception as exc:
             raise LoaderError(str(path), f"is encrypted and cannot be opened ({exc})", "encrypted") from exc
         if not opened:
             raise LoaderError(

@@ -10,6 +10,8 @@ from typing import Any
 
 from qwen_agent.retrieval.models import Section
 
+__all__ = ["load_csv", "load_xlsx"]
+
 
 def _frame_text(frame: Any) -> str:
     columns = [str(c).strip() for c in frame.columns]

@@ -8,7 +8,9 @@ from pathlib import Path
 from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.models import Section
 
-log = logging.getLogger(__name__)
+__all__ = ["load_html", "load_markdown", "load_text", "markdown_sections", "read_text_file"]
+
+logger = logging.getLogger(__name__)
 
 
 def read_text_file(path: Path) -> str:
@@ -85,7 +87,7 @@ def load_html(path: Path) -> list[Section]:
         html, output_format="markdown", include_tables=True, include_formatting=True, include_comments=False
     )
     if not text or not text.strip():
-        log.debug("trafilatura found no main content in %s; using the whole page text", path)
+        logger.debug("trafilatura found no main content in %s; using the whole page text", path)
         import lxml.html
 
         root = lxml.html.fromstring(html)

@@ -17,6 +17,17 @@ from pydantic import Field
 
 from qwen_agent.tools.function import FunctionTool
 
+__all__ = [
+    "HELP",
+    "MAX_EXPONENT",
+    "MAX_EXPRESSION_CHARS",
+    "MAX_FACTORIAL",
+    "MAX_RESULT_DIGITS",
+    "calculator",
+    "evaluate",
+    "make_calculator",
+]
+
 MAX_EXPRESSION_CHARS = 1000
 MAX_RESULT_DIGITS = 4000  # also below Python's int->str conversion limit (4300 digits)
 MAX_EXPONENT = 100_000

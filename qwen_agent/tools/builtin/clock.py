@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from qwen_agent.tools.function import FunctionTool
 
+__all__ = ["CurrentTime", "current_time", "make_current_time", "resolve_timezone"]
+
 _UTC_ALIASES = {"utc", "z", "gmt", "zulu", "universal"}
 
 

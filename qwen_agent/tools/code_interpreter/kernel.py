@@ -8,6 +8,7 @@ The kernel's process is the outer bwrap process: killing it takes the whole pid 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 from qwen_agent.tools.code_interpreter.channel import (
     UNDECODABLE,
@@ -26,10 +28,12 @@ from qwen_agent.tools.code_interpreter.channel import (
     prepare_start,
     sockets_ready,
 )
-from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector
+from qwen_agent.tools.code_interpreter.result import ExecutionResult, OutputCollector, Status
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig, SandboxedProcess, spawn
 from qwen_agent.tools.code_interpreter.volume import WorkVolume
 from qwen_agent.tools.errors import SandboxError
+
+__all__ = ["INTERRUPT_GRACE_S", "PRELOAD", "STATE_LOST", "Kernel"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,17 @@ def _reap(proc_box: list[SandboxedProcess | None], private_dir: Path) -> None:
     shutil.rmtree(private_dir, ignore_errors=True)
 
 
+#: What `Kernel._collect` reports beyond a result's own status: output flooded, or the work dir over its quota.
+Collected = Literal["flood", "quota"]
+
+
+def _final(status: Status | Collected) -> Status:
+    """The status a result reports: a flood or a quota stop ended the cell like a timeout."""
+    if status == "flood" or status == "quota":
+        return "timeout"
+    return status
+
+
 class Kernel:
     """A stateful IPython kernel in a sandbox, bound to one work dir (which survives restarts)."""
 
@@ -93,12 +108,12 @@ class Kernel:
                                  mode=self.config.quota, owner_uid=self.owner_uid)
         self._proc_box: list[SandboxedProcess | None] = [None]
         self._files: StartFiles | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Kernel] | None = None
         self._channel: Channel | None = None
         self._lock: asyncio.Lock | None = None
         self._quota_reason: str | None = None
         self._unsettled: str | None = None  # msg_id of an execution whose caller was cancelled
-        self._volume_finalizer: weakref.finalize | None = None
+        self._volume_finalizer: weakref.finalize[..., Kernel] | None = None
         self.restarts = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------------------------
@@ -212,10 +227,8 @@ class Kernel:
         self._quota_reason = reason
         proc = self.process
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     async def shutdown(self, remove_work_dir: bool = False) -> None:
         """Stop the kernel and its sandbox for good. The work dir (figures, outputs) stays unless
@@ -285,7 +298,7 @@ class Kernel:
         msg_id = self._channel.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
         deadline = None if timeout is None else t0 + timeout
         try:
-            status = await self._collect(msg_id, collector, deadline)
+            status: Status | Collected = await self._collect(msg_id, collector, deadline)
         except asyncio.CancelledError:  # the caller gave up: stop the code now, settle before the next execution
             self._unsettled = msg_id
             self._send_interrupt()
@@ -323,14 +336,14 @@ class Kernel:
             await self._channel.drain_shell()
         outputs = collector.finish()
         return ExecutionResult(
-            status=status, execution_count=collector.execution_count, outputs=outputs, error=collector.error,
+            status=_final(status), execution_count=collector.execution_count, outputs=outputs, error=collector.error,
             dropped_chars=collector.dropped_chars, dropped_outputs=collector.dropped_outputs, restarted=restarted,
             notice=notice,
             elapsed_s=time.monotonic() - t0,
         )
 
     async def _collect(self, msg_id: str, collector: OutputCollector, deadline: float | None,
-                       interrupting: bool = False) -> str:
+                       interrupting: bool = False) -> Status | Collected:
         """Feed iopub messages of ``msg_id`` to the collector until idle; returns ok/error/timeout/died/flood/quota."""
         channel = self._channel
         assert channel is not None
@@ -346,7 +359,7 @@ class Kernel:
                 collector.dropped_outputs += 1  # undecodable or badly signed: hostile input, not our crash
                 msg = None
             parent = msg.get("parent_header") if isinstance(msg, dict) else None
-            if isinstance(parent, dict) and parent.get("msg_id") == msg_id:
+            if isinstance(msg, dict) and isinstance(parent, dict) and parent.get("msg_id") == msg_id:
                 collector.add(msg)
                 if collector.idle:
                     return "error" if collector.error is not None else "ok"

@@ -11,6 +11,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from qwen_agent.tools.code_interpreter.result import ExecutionResult
 
+__all__ = ["NotebookRecorder"]
+
 
 class NotebookRecorder:
     """Remembers each executed cell and its outputs, in order, so the session can be replayed in Jupyter."""
@@ -36,7 +38,7 @@ class NotebookRecorder:
         return nb
 
     def _build(self, convert: Callable[[dict[str, Any]], nbformat.NotebookNode]) -> nbformat.NotebookNode:
-        nb = new_notebook(metadata={
+        nb: nbformat.NotebookNode = new_notebook(metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
         })
@@ -50,7 +52,8 @@ class NotebookRecorder:
         return nb
 
     def to_bytes(self) -> bytes:
-        return nbformat.writes(self.to_notebook()).encode("utf-8")
+        text: str = nbformat.writes(self.to_notebook())
+        return text.encode("utf-8")
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
@@ -63,20 +66,24 @@ def _valid_output(out: dict[str, Any]) -> nbformat.NotebookNode:
         node = _output(out)
         nbformat.validate(new_notebook(cells=[new_code_cell(outputs=[node])]))
     except (nbformat.ValidationError, KeyError, TypeError, ValueError, RecursionError):
-        return new_output("stream", name="stderr", text="[an output that is not valid nbformat was left out]\n")
+        node = new_output("stream", name="stderr", text="[an output that is not valid nbformat was left out]\n")
     return node
 
 
 def _output(out: dict[str, Any]) -> nbformat.NotebookNode:
     kind = out["output_type"]
+    node: nbformat.NotebookNode
     if kind == "stream":
-        return new_output("stream", name=out["name"], text=out["text"])
-    if kind == "error":
-        return new_output("error", ename=out["ename"], evalue=out["evalue"], traceback=out["traceback"])
-    kwargs: dict[str, Any] = {"data": out.get("data", {}), "metadata": _jsonable_metadata(out.get("metadata", {}))}
-    if kind == "execute_result":
-        kwargs["execution_count"] = out.get("execution_count")
-    return new_output(kind, **kwargs)
+        node = new_output("stream", name=out["name"], text=out["text"])
+    elif kind == "error":
+        node = new_output("error", ename=out["ename"], evalue=out["evalue"], traceback=out["traceback"])
+    else:
+        kwargs: dict[str, Any] = {"data": out.get("data", {}),
+                                  "metadata": _jsonable_metadata(out.get("metadata", {}))}
+        if kind == "execute_result":
+            kwargs["execution_count"] = out.get("execution_count")
+        node = new_output(kind, **kwargs)
+    return node
 
 
 def _jsonable_metadata(meta: dict[str, Any]) -> dict[str, Any]:

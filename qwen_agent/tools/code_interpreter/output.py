@@ -19,6 +19,8 @@ from qwen_agent.messages import FileRef
 from qwen_agent.tools.code_interpreter import hostfs
 from qwen_agent.tools.code_interpreter.result import ErrorInfo, ExecutionResult
 
+__all__ = ["collapse_carriage_returns", "render_text", "save_images", "strip_ansi", "trim_traceback", "truncate_middle"]
+
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CELL_FRAME = re.compile(r"^(Cell In\[\d+\]|File <ipython-input|Input In \[)")
 _HEAD_SHARE = 0.6

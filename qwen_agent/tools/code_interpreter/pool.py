@@ -13,10 +13,13 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import Future
+from typing import ClassVar
 
 from qwen_agent.sync import background_loop
 from qwen_agent.tools.code_interpreter.kernel import Kernel
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig
+
+__all__ = ["KernelPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ logger = logging.getLogger(__name__)
 class KernelPool:
     """Keeps ``size`` started kernels ready. ``acquire()`` takes one (or starts one if none is ready yet)."""
 
-    _shared: dict[str, KernelPool] = {}
+    _shared: ClassVar[dict[str, KernelPool]] = {}
     _shared_lock = threading.Lock()
 
     def __init__(self, size: int = 1, config: SandboxConfig | None = None, *, preload: bool = True) -> None:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+__all__ = ["ErrorInfo", "ExecutionResult", "OutputCollector", "Status"]
+
 Status = Literal["ok", "error", "timeout", "died"]
 
 
@@ -55,7 +57,8 @@ class ExecutionResult(BaseModel):
         """The mime bundle of the last expression's value (``execute_result``), if any."""
         for out in reversed(self.outputs):
             if out["output_type"] == "execute_result":
-                return out["data"]
+                data: dict[str, Any] = out["data"]
+                return data
         return None
 
     @property

@@ -10,6 +10,8 @@ import csv
 import random
 from pathlib import Path
 
+__all__ = ["MONTHS", "PRODUCTS", "REGIONS", "expected_answers", "sample_rows", "write_sample_csv"]
+
 REGIONS = ("North", "South", "East", "West")
 PRODUCTS = {"Widget": 12.5, "Gadget": 30.0, "Doohickey": 7.25}
 MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]

@@ -49,6 +49,18 @@ from qwen_agent.tools.code_interpreter.cgroup import SandboxCgroup, prefer_oom_k
 from qwen_agent.tools.code_interpreter.seccomp import filter_fd
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "LAUNCHER",
+    "SandboxConfig",
+    "SandboxDirs",
+    "SandboxLimits",
+    "SandboxedProcess",
+    "rlimits",
+    "sandbox_env",
+    "spawn",
+    "write_identity_files",
+]
+
 logger = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024
@@ -269,8 +281,8 @@ def spawn(
         child = _child_pid(popen, info_r)
         if as_root:
             _write_id_maps(child, config.sandbox_uid, config.host_uid)
-        for res, value in rlimits(config.limits).items():
-            resource.prlimit(child, res, value)
+        for res, limit in rlimits(config.limits).items():
+            resource.prlimit(child, res, limit)
         prefer_oom_kill(child)
         cgroup = SandboxCgroup.create(config.limits.total_memory_bytes, config.limits.max_processes)
         if cgroup is not None:

@@ -20,6 +20,16 @@ import os
 from qwen_agent.tools.code_interpreter.bwrap import data_fd
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = [
+    "CLONE_NAMESPACE_FLAGS",
+    "DENIED",
+    "DENIED_IOCTLS",
+    "PERSONALITY_QUERY",
+    "compile_filter",
+    "describe_policy",
+    "filter_fd",
+]
+
 # Refused outright. Grouped by what they would give an attacker.
 DENIED: dict[str, tuple[str, ...]] = {
     "namespaces and mounts": (
@@ -59,7 +69,7 @@ def describe_policy() -> str:
 def compile_filter() -> bytes:
     """The BPF program (bytes, as bwrap's ``--seccomp`` reads it). Compiled once per process."""
     try:
-        import pyseccomp as sc  # type: ignore[import-untyped]
+        import pyseccomp as sc
     except (ImportError, OSError, RuntimeError) as exc:  # pyseccomp raises when libseccomp.so is missing
         raise SandboxError(
             f"The sandbox's seccomp filter needs libseccomp and its binding ({exc}). Install them "

@@ -25,6 +25,8 @@ from qwen_agent.tools.code_interpreter.pool import KernelPool
 from qwen_agent.tools.code_interpreter.sandbox import SandboxConfig
 from qwen_agent.tools.output import ToolOutput, file_ref
 
+__all__ = ["CodeArgs", "CodeInterpreter", "changed_files", "snapshot"]
+
 logger = logging.getLogger(__name__)
 
 _MAX_LISTED_FILES = 30

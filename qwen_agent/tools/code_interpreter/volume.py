@@ -29,6 +29,8 @@ from typing import Literal
 from qwen_agent.tools.code_interpreter import hostfs
 from qwen_agent.tools.errors import SandboxError
 
+__all__ = ["MNT_DETACH", "WorkVolume"]
+
 logger = logging.getLogger(__name__)
 
 MS_NOSUID, MS_NODEV, MS_BIND = 0x2, 0x4, 0x1000

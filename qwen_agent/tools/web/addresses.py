@@ -100,15 +100,15 @@ def non_global_reason(ip: IPAddress) -> str | None:
         reason = non_global_reason(inner)
         kind = "IPv4-mapped" if ip in _MAPPED else "NAT64"
         return f"{reason} (embedded in {kind} {ip})" if reason else None
-    label = next((label for net, label in _V6_SPECIAL if ip in net), None)
-    if label is None and ip not in _GLOBAL_UNICAST:
-        label = "not globally routable (outside 2000::/3)"
-    if label is None and not ip.is_global:
-        label = "not globally routable"
-    if label is None:
+    special = next((label for net, label in _V6_SPECIAL if ip in net), None)
+    if special is None and ip not in _GLOBAL_UNICAST:
+        special = "not globally routable (outside 2000::/3)"
+    if special is None and not ip.is_global:
+        special = "not globally routable"
+    if special is None:
         return None
     inner = embedded_ipv4(ip)
-    return f"{label}, embedding {inner}" if inner is not None else label
+    return f"{special}, embedding {inner}" if inner is not None else special
 
 
 # ---- what a URL host names ------------------------------------------------------------------------------------------

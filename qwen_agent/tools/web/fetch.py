@@ -85,7 +85,8 @@ class WebFetch(Tool):
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
-        """One client per tool: connections are pooled across calls (a new client per call costs ~20 ms)."""
+        """One client per tool: connections are pooled across calls (a new client per call would set up TCP and TLS
+        every time)."""
         if self._client is None:
             cfg = self.config
             self._client = httpx.AsyncClient(
@@ -189,7 +190,7 @@ def _to_readable(text: str, content_type: str, url: str) -> tuple[str | None, st
 
 
 def _html_to_text(html: str, url: str) -> tuple[str | None, str]:
-    import trafilatura  # imported lazily: it takes ~0.3 s and only HTML needs it
+    import trafilatura  # imported lazily: it is slow to import and only HTML needs it
 
     doc: Any = trafilatura.bare_extraction(html, url=url, include_comments=False, include_tables=True,
                                            with_metadata=True, output_format="python")

@@ -11,6 +11,7 @@ spaces), contain a path separator (``/``, ``\\``), ``?``/``#``, a control charac
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -118,7 +119,7 @@ def expand_path(template: str, values: dict[str, Any]) -> tuple[str, list[str]]:
             problems.append(f"argument{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}: the URL "
                             "path segment would be empty or a '.'/'..' segment; give the plain value")
             continue
-        segments.append(PLACEHOLDER.sub(lambda m, raw=raw: _encode(raw[m.group(1)]), segment))
+        segments.append(PLACEHOLDER.sub(functools.partial(_encoded_value, raw), segment))
     return "/".join(segments), problems
 
 
@@ -182,12 +183,20 @@ def _dot_or_empty(segment: str, raw: dict[str, str]) -> bool:
     per_name = {name: _decodings(text)[0] for name, text in raw.items()}
     levels = max(len(v) for v in per_name.values())
     for level in range(levels):
-        composed = PLACEHOLDER.sub(lambda m, level=level: _at(per_name[m.group(1)], level), segment)
+        composed = PLACEHOLDER.sub(functools.partial(_form_at, per_name, level), segment)
         for form in (composed, unicodedata.normalize("NFKC", composed)):
             core = form.split(";", 1)[0]
             if set(core) <= {".", " "}:
                 return True
     return False
+
+
+def _encoded_value(raw: dict[str, str], m: re.Match[str]) -> str:
+    return _encode(raw[m.group(1)])
+
+
+def _form_at(per_name: dict[str, list[str]], level: int, m: re.Match[str]) -> str:
+    return _at(per_name[m.group(1)], level)
 
 
 def _at(forms: list[str], level: int) -> str:

@@ -62,7 +62,7 @@ def load_spec(source: dict[str, Any] | str | Path) -> tuple[dict[str, Any], str 
     try:
         spec = json.loads(text)
     except ValueError:
-        import yaml  # type: ignore[import-untyped]
+        import yaml
 
         spec = yaml.safe_load(text)
     return _checked(spec), origin

@@ -36,7 +36,8 @@ class ServerInfo(BaseModel):
 
     @classmethod
     def from_models(cls, payload: Any, model: str, forced: ServerKind | None = None) -> ServerInfo:
-        entries = [e for e in (payload or {}).get("data", []) if isinstance(e, dict)] if isinstance(payload, dict) else []
+        data = payload.get("data", []) if isinstance(payload, dict) else []
+        entries = [e for e in data if isinstance(e, dict)]
         owners = {str(e.get("owned_by", "")).lower() for e in entries}
         if forced is not None:
             kind: ServerKind = forced

@@ -10,11 +10,24 @@ import functools
 import os
 import sys
 import threading
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from qwen_agent.llm.backends.local import continuation_text
 from qwen_agent.llm.errors import ModelError, ModelRequestError
+
+__all__ = [
+    "CallStats",
+    "chat_prompt",
+    "checked_grammar",
+    "continuation_prompt",
+    "import_llama_cpp",
+    "load_llama",
+    "metered_llama_class",
+    "perf_counters",
+]
 
 _load_patch_lock = threading.Lock()
 
@@ -24,7 +37,7 @@ def import_llama_cpp() -> ModuleType:
 
     llama.cpp's CPU backend runs its threads through OpenMP, whose workers spin while waiting at the hundreds of
     barriers of each token. When the cores are shared (CI, a laptop compiling, a sandboxed kernel running),
-    spinning threads starve each other: on 2 busy cores one reply took 97 s spinning and 6 s sleeping. libgomp
+    spinning threads starve each other (on 2 busy cores a reply took many times longer spinning than sleeping). libgomp
     reads OMP_WAIT_POLICY once, when llama_cpp loads it; the variable is set only for that moment (a user's own
     value wins) so other OpenMP libraries loaded later (torch) keep their defaults.
     """
@@ -41,7 +54,7 @@ def import_llama_cpp() -> ModuleType:
     finally:
         if added:
             os.environ.pop("OMP_WAIT_POLICY", None)
-    return llama_cpp
+    return sys.modules[llama_cpp.__name__]
 
 
 class CallStats:
@@ -64,27 +77,27 @@ def metered_llama_class() -> type:
     """
     llama_cpp = import_llama_cpp()
 
-    class MeteredLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]
+    class MeteredLlama(llama_cpp.Llama):  # type: ignore[misc,name-defined]  # llama_cpp is not analysed
         stats = CallStats()
         evaluated = 0
 
-        def eval(self, tokens):  # type: ignore[no-untyped-def]
+        def eval(self, tokens: Sequence[int]) -> None:
             self.evaluated += len(tokens)
-            return super().eval(tokens)
+            super().eval(tokens)
 
-        def generate(self, tokens, *args, **kwargs):  # type: ignore[no-untyped-def]
-            tokens = list(tokens)
+        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Generator[int, Any, None]:
+            prompt = list(tokens)
             stats = self.stats = CallStats()
-            stats.prompt_tokens = len(tokens)
+            stats.prompt_tokens = len(prompt)
             before = self.evaluated
-            inner = super().generate(tokens, *args, **kwargs)
+            inner = super().generate(prompt, *args, **kwargs)
             vocab = self._model.vocab
 
             def measure() -> None:
                 if stats.cached_prompt_tokens is None:
-                    stats.cached_prompt_tokens = max(0, len(tokens) - (self.evaluated - before))
+                    stats.cached_prompt_tokens = max(0, len(prompt) - (self.evaluated - before))
 
-            def metered():  # type: ignore[no-untyped-def]
+            def metered() -> Generator[int, Any, None]:
                 sent = None
                 try:
                     while True:
@@ -155,9 +168,6 @@ def perf_counters(llm: Any) -> Any:
     return import_llama_cpp().llama_perf_context(llm._ctx.ctx)
 
 
-_SENTINEL = "\ue000qwen-agent-continue\ue000"
-
-
 def _formatter(llm: Any, *, add_generation_prompt: bool) -> Any:
     """A Jinja2 formatter for the GGUF's own chat template (cached on the model object)."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -190,14 +200,8 @@ def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt, rendered with the GGUF's own chat template, that ends *inside* the final assistant message.
 
     llama-cpp-python's chat API always opens a new assistant turn after the last message; to continue a given
-    assistant prefix (answer prefill) we render the template ourselves without a generation prompt and cut the
-    text where the prefix ends. Rendering with the same template and tokenizer keeps the KV-cache prefix valid.
+    assistant prefix (answer prefill) the template is rendered here without a generation prompt and cut where the
+    prefix ends (`local.continuation_text`).
     """
     formatter = _formatter(llm, add_generation_prompt=False)
-    last = dict(messages[-1])
-    last["content"] = (last.get("content") or "") + _SENTINEL
-    prompt = formatter(messages=[*messages[:-1], last]).prompt
-    cut = prompt.find(_SENTINEL)
-    if cut < 0:
-        raise ModelRequestError("the chat template dropped the final assistant message; it cannot be continued")
-    return prompt[:cut]
+    return continuation_text(lambda request: str(formatter(messages=request).prompt), messages)

@@ -17,6 +17,19 @@ from typing import Any
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.prompting.lenient_json import RepairBudget, Unreadable, loads_lenient
 
+__all__ = [
+    "MAX_CALLS",
+    "MAX_ERRORS",
+    "Found",
+    "Tools",
+    "arguments_from_text",
+    "call_from_name_and_text",
+    "calls_from_value",
+    "is_call_shaped",
+    "may_be_call_shaped",
+    "snippet",
+]
+
 _NAME_KEYS = ("name", "function", "tool", "tool_name", "function_name")
 _ARG_KEYS = ("arguments", "parameters", "args", "arguments_json", "input", "tool_input", "params")
 #: Bare JSON in prose needs one of these to count as a call; "input"/"params" are too common in ordinary JSON.

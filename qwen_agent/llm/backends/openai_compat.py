@@ -6,7 +6,8 @@ module only talks HTTP: it builds the request, streams SSE through httpx-sse, me
 what is safe to retry and turns every failure into a typed `ModelError` that says what to check.
 
 One ``httpx.AsyncClient`` is kept per instance *and event loop* and reused for every request, so consecutive agent
-steps ride the same keep-alive connection (the official Qwen-Agent builds a new client per call, ~22 ms a step).
+steps ride the same keep-alive connection (the official Qwen-Agent builds a new client per call, which dominates its
+per-step overhead; ``benchmarks/bench_agent_overhead.py`` measures ours).
 A client is bound to the loop that created it, so a new loop (``asyncio.run`` twice, or the sync wrappers'
 background loop next to the caller's) gets its own client.
 """
@@ -23,7 +24,24 @@ from typing import Any, Literal
 import httpx
 from httpx_sse import EventSource
 
-from qwen_agent.llm.base import ChatModel, FunctionCalling, RawChunk, SamplingParams
+from qwen_agent.llm.backends.openai_retry import (
+    Backoff,
+    is_retryable_status,
+    is_retryable_transport,
+    parse_retry_after,
+    status_error,
+    transport_error,
+)
+from qwen_agent.llm.backends.openai_server import (
+    ServerInfo,
+    ServerKind,
+    apply_dialect,
+    llamacpp_count_body,
+    server_root,
+    tokenize_body,
+)
+from qwen_agent.llm.backends.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
+from qwen_agent.llm.base import Capabilities, ChatModel
 from qwen_agent.llm.errors import (
     ModelConnectionError,
     ModelError,
@@ -32,26 +50,12 @@ from qwen_agent.llm.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from qwen_agent.llm.openai_retry import (
-    Backoff,
-    is_retryable_status,
-    is_retryable_transport,
-    parse_retry_after,
-    status_error,
-    transport_error,
-)
-from qwen_agent.llm.openai_server import (
-    ServerInfo,
-    ServerKind,
-    apply_dialect,
-    llamacpp_count_body,
-    server_root,
-    tokenize_body,
-)
-from qwen_agent.llm.openai_wire import StreamAccumulator, build_body, loads_payload, parse_completion
+from qwen_agent.llm.types import FunctionCalling, RawChunk, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_TIMEOUT", "OpenAICompatible"]
+
+logger = logging.getLogger(__name__)
 
 #: Generation on CPU can take minutes; connecting to a local server should not.
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0, write=30.0, pool=30.0)
@@ -62,7 +66,7 @@ class OpenAICompatible(ChatModel):
 
     ``model=""`` asks the server: if ``GET /models`` lists exactly one model it is used, if the server has no
     such endpoint the field is left out (llama.cpp ignores it anyway). ``server`` says what kind of server it
-    is (``"auto"``: read from ``GET /models``, see `qwen_agent.llm.openai_server`); on vLLM the client counts
+    is (``"auto"``: read from ``GET /models``, see `qwen_agent.llm.backends.openai_server`); on vLLM the client counts
     prompts at ``/tokenize``, budgets against ``max_model_len``, prefills answers and sends grammars as
     ``structured_outputs``. ``grammar_key`` overrides the body field that carries a GBNF grammar.
     ``stream_usage=False`` drops ``stream_options`` for old servers that reject it.
@@ -113,7 +117,8 @@ class OpenAICompatible(ChatModel):
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> OpenAICompatible:
-        """Configure from ``QWEN_AGENT_BASE_URL``, ``QWEN_AGENT_MODEL`` and ``QWEN_AGENT_API_KEY``/``OPENAI_API_KEY``."""
+        """Configure from ``QWEN_AGENT_BASE_URL``, ``QWEN_AGENT_MODEL`` and the key in ``QWEN_AGENT_API_KEY`` or
+        ``OPENAI_API_KEY``."""
         base_url = kwargs.pop("base_url", None) or os.environ.get("QWEN_AGENT_BASE_URL")
         if not base_url:
             raise ModelError("QWEN_AGENT_BASE_URL is not set: export it, e.g. "
@@ -198,7 +203,7 @@ class OpenAICompatible(ChatModel):
 
     async def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
         delay = self.backoff.delay(attempt, retry_after)
-        log.info("%s: %s; retry %d/%d in %.2f s", self.base_url, why, attempt + 1, self.max_retries, delay)
+        logger.info("%s: %s; retry %d/%d in %.2f s", self.base_url, why, attempt + 1, self.max_retries, delay)
         await asyncio.sleep(delay)
 
     async def _status_error(self, response: httpx.Response, url: str, attempts: int,
@@ -241,10 +246,14 @@ class OpenAICompatible(ChatModel):
         except (ModelRequestError, ModelProtocolError, ValueError):
             payload = None  # no /models endpoint: a plain OpenAI-style server
         self._info = ServerInfo.from_models(payload, self.model, forced)
-        if self._info.kind == "vllm":
-            self.supports_prefill = True  # continue_final_message
-        log.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
+        logger.debug("%s: %s server, max_model_len=%s", self.base_url, self._info.kind, self._info.max_model_len)
         return self._info
+
+    async def capabilities(self) -> Capabilities:
+        """Native tools and grammars everywhere; answer prefill where the server continues a final assistant
+        message (vLLM's ``continue_final_message``)."""
+        kind = (await self.server_info()).kind
+        return Capabilities(native_tools=True, grammar=True, prefill=kind == "vllm")
 
     async def _resolve_model(self) -> None:
         """Fill in ``model`` when the user left it empty and the server names exactly one."""
@@ -289,10 +298,9 @@ class OpenAICompatible(ChatModel):
                     tools: list[ToolSchema] | None, grammar: str | None) -> dict[str, Any]:
         await self._resolve_model()
         kind = (await self.server_info()).kind
-        body = build_body(self.model, messages, params, stream=stream, tools=tools, stream_usage=self.stream_usage,
-                          extra_body=self.extra_body)
+        body = build_body(self.model, messages, params, stream=stream, tools=tools, stream_usage=self.stream_usage)
         apply_dialect(body, kind, grammar, self.grammar_key)
-        body.update(self.extra_body)  # the caller's own fields win over the dialect's
+        body.update(self.extra_body)  # the caller's own fields win over the dialect's: client's, then the request's
         body.update(params.extra_body)
         return body
 

@@ -11,9 +11,11 @@ import json
 from typing import Any
 
 from qwen_agent import bounded_json
-from qwen_agent.llm.base import RawChunk, SamplingParams, Usage
 from qwen_agent.llm.errors import ModelProtocolError, ModelServerError
+from qwen_agent.llm.types import RawChunk, SamplingParams, Usage
 from qwen_agent.messages import Message, ToolCall, ToolSchema, new_call_id
+
+__all__ = ["PAYLOAD_DEPTH", "StreamAccumulator", "build_body", "loads_payload", "parse_completion", "parse_usage"]
 
 #: SamplingParams fields that map 1:1 onto OpenAI body keys, and those renamed for vLLM-style servers.
 _DIRECT = ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "top_k")
@@ -37,10 +39,9 @@ def build_body(
     stream: bool,
     tools: list[ToolSchema] | None,
     stream_usage: bool,
-    extra_body: dict[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions``. Later sources win: client extra_body, then params.extra_body.
-    Server-specific fields (grammar, answer prefill) are added by `openai_server.apply_dialect`."""
+    """The JSON body of ``POST /chat/completions`` from the request's fields. Server-specific fields (grammar, answer
+    prefill) are added by `openai_server.apply_dialect`, and ``extra_body`` last, by the client (it wins over both)."""
     body: dict[str, Any] = {"messages": [_wire_message(m) for m in messages], "stream": stream}
     if model:
         body["model"] = model
@@ -58,8 +59,6 @@ def build_body(
         body["stop"] = list(params.stop)
     if tools:
         body["tools"] = [t.to_openai() for t in tools]
-    body.update(extra_body)
-    body.update(params.extra_body)
     return body
 
 
@@ -196,10 +195,7 @@ class StreamAccumulator:
         index = tc.get("index")
         if index is None:
             is_new_id = bool(tc.get("id")) and all(c.id != tc["id"] for c in self._calls.values())
-            if is_new_id or not self._calls:
-                index = len(self._calls)
-            else:
-                index = max(self._calls)
+            index = len(self._calls) if is_new_id or not self._calls else max(self._calls)
         call = self._calls.setdefault(int(index), _PartialCall())
         if tc.get("id"):
             call.id = tc["id"]

@@ -31,6 +31,17 @@ from qwen_agent.llm.errors import (
     ModelTimeoutError,
 )
 
+__all__ = [
+    "Backoff",
+    "UnknownModelError",
+    "is_retryable_status",
+    "is_retryable_transport",
+    "parse_retry_after",
+    "server_message",
+    "status_error",
+    "transport_error",
+]
+
 
 class UnknownModelError(ModelRequestError, ModelNotFoundError):
     """HTTP 404 naming a model the server does not serve; the message lists the models it does serve."""

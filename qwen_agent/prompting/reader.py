@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.prompting.base import ParsedReply, StreamDelta, StreamParser
+from qwen_agent.prompting.call_shapes import MAX_CALLS, MAX_ERRORS, Tools
 from qwen_agent.prompting.scan import Piece, Recognizer, Scanner
-from qwen_agent.prompting.shapes import MAX_CALLS, MAX_ERRORS, Tools
+
+__all__ = ["ReplyReader", "ScanStreamParser", "View", "assemble_plain", "join_reasoning"]
 
 
 @dataclass

