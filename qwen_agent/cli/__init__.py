@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from qwen_agent.cli import commands, knowledge
+from qwen_agent.cli import commands, eval as eval_cmd, knowledge
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     commands.register(sub)
     knowledge.register(sub)
+    eval_cmd.register(sub)
     return parser
 
 
