@@ -97,10 +97,17 @@ async def arun_eval(
     finished: dict[str, ItemRecord] = dict(done)
     state = {"score": sum(r.score for r in done.values()), "errors": sum(r.error is not None for r in done.values())}
     semaphore = asyncio.Semaphore(settings.workers)
+    stopping = asyncio.Event()  # set by a fatal error: start no further items
 
     async def one(item: EvalItem) -> None:
         async with semaphore:
-            record = await _run_one(suite, item, ctx)
+            if stopping.is_set():
+                return
+            try:
+                record = await _run_one(suite, item, ctx)
+            except BaseException:
+                stopping.set()
+                raise
         finished[item.id] = record
         if item_log is not None:
             item_log.append(record)
