@@ -31,17 +31,31 @@ def _scorer() -> Any:
 
 
 def answer_calls(ground_truth: list[Call]) -> list[Call]:
-    """One concrete call per answer: the first acceptable value of each parameter; optional ones left out."""
+    """One concrete call per answer: the first acceptable value of each parameter (inside dicts too); optional
+    parameters left out."""
     calls = []
     for answer in ground_truth:
         name, params = next(iter(answer.items()))
-        chosen = {}
-        for param, values in params.items():
-            concrete = [v for v in values if v != ""]
-            if concrete:
-                chosen[param] = concrete[0]
-        calls.append({name: chosen})
+        calls.append({name: _first_values(params)})
     return calls
+
+
+def _first_values(options_by_key: dict[str, Any]) -> dict[str, Any]:
+    chosen = {}
+    for key, values in options_by_key.items():
+        concrete = [v for v in values if v != ""] if isinstance(values, list) else [values]
+        if concrete:
+            chosen[key] = _concrete(concrete[0])
+    return chosen
+
+
+def _concrete(value: Any) -> Any:
+    """An acceptable value with its own nested options resolved (a dict's values are lists of options)."""
+    if isinstance(value, dict):
+        return _first_values(value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [_first_values(v) for v in value]
+    return value
 
 
 def _arguments_text(calls: list[Call]) -> str:
