@@ -77,7 +77,7 @@ async def arun_eval(
     settings = settings or EvalSettings()
     folder = Path(out) if out is not None else None
     label = settings.label or (folder.name if folder is not None else suite.name)
-    stored = _settings_record(suite, settings)
+    stored = _settings_record(suite, settings, model)
     items = suite.items(settings.limit)
     _check_unique(items)
     item_log: ItemLog | None = None
@@ -157,9 +157,12 @@ async def _run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
     )
 
 
-def _settings_record(suite: Suite, settings: EvalSettings) -> dict[str, Any]:
-    return {"suite": suite.name, **settings.model_dump(mode="json"),
-            "options": suite.options().model_dump(mode="json")}
+def _settings_record(suite: Suite, settings: EvalSettings, model: ChatModel | None) -> dict[str, Any]:
+    stored = {"suite": suite.name, **settings.model_dump(mode="json"),
+              "options": suite.options().model_dump(mode="json")}
+    if model is not None and settings.model is None:  # a model object: name its backend and model in the record
+        stored["model"] = f"{type(model).__name__}:{model.model}"
+    return stored
 
 
 def _prepare_folder(folder: Path, stored: dict[str, Any], resume: bool) -> tuple[ItemLog, list[ItemRecord], float]:
