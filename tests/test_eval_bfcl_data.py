@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from qwen_agent.eval import EvalDataError, load_summary
-from qwen_agent.eval.bfcl import AST_CATEGORIES, BfclSuite, bfcl_wheel, check_prediction, load_category, \
-    to_tool_schemas
+from qwen_agent.eval.bfcl import AST_CATEGORIES, BfclSuite, bfcl_wheel, check_prediction, load_category, to_tool_schemas
 from qwen_agent.eval.bfcl.dataset import BFCL_SHA256, _sha256
 from qwen_agent.eval.bfcl.metrics import answer_calls
 from qwen_agent.testing import RuleModel, ScriptedServer

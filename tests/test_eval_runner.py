@@ -173,7 +173,7 @@ def test_compare_prints_runs_side_by_side_and_plots_them(tmp_path: Path, model) 
     assert "| even_only | 1.000 (n=2) | 1.000 (n=3) |" in lines
     plot = tmp_path / "runs.png"
     proc = subprocess.run([sys.executable, "-m", "qwen_agent.cli", "eval", "compare", str(tmp_path / "a"),
-                           str(tmp_path / "b"), "--plot", str(plot)], capture_output=True, text=True,
+                           str(tmp_path / "b"), "--plot", str(plot)], capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "| **all** | 0.750 (n=4) | 0.667 (n=6) |" in proc.stdout

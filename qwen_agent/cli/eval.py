@@ -85,8 +85,14 @@ def _settings(args: argparse.Namespace) -> EvalSettings:
 
 
 def _run(suite: Suite, args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from qwen_agent.eval import EvalProgress, markdown_summary, run_eval
 

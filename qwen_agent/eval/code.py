@@ -32,7 +32,7 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+")
 class CodeItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str
+    id: int | str
     question: str
     #: The exact numeric answer of a math item.
     answer: float | None = None
@@ -108,7 +108,7 @@ class CodeSuite(Suite):
                 if not (self.data.parent / name).is_file():
                     raise EvalDataError(f"{self.data}:{number}: file {name!r} not found next to the data file")
             category = item.category or ("visualization" if item.figure else "math")
-            items.append(EvalItem(id=item.id, category=category,
+            items.append(EvalItem(id=str(item.id), category=category,
                                   input=item.model_dump(exclude_none=True, exclude={"solution"}),
                                   data=item))
         return items[:limit]

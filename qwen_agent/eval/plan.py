@@ -34,7 +34,7 @@ FINISH = "FinishAction"
 class PlanItem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str
+    id: int | str
     origin_prompt: list[dict[str, Any]] = Field(min_length=1)
     ground_truth: list[dict[str, Any]] = Field(min_length=1)
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -131,7 +131,7 @@ class PlanSuite(Suite):
 
                 raise EvalDataError(f"{where}: 'ground_truth' is not a list of actions with id, name and args")
             view = {"messages": item.origin_prompt, "ground_truth": item.ground_truth}
-            items.append(EvalItem(id=item.id, category=str(item.meta.get("category", "plan")), input=view,
+            items.append(EvalItem(id=str(item.id), category=str(item.meta.get("category", "plan")), input=view,
                                   data=item))
         return items[:limit]
 

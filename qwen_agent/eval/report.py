@@ -37,8 +37,9 @@ def markdown_summary(summary: RunSummary) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     tokens = summary.prompt_tokens + summary.completion_tokens
     median = f"{summary.latency_median_s:.2f} s" if summary.latency_median_s is not None else "–"
-    lines += ["", f"{summary.overall.n} items in {summary.elapsed_s:.0f} s (median {median} per item), "
-              f"{tokens} tokens ({summary.prompt_tokens} prompt, {summary.completion_tokens} completion)", ""]
+    totals = (f"{summary.overall.n} items in {summary.elapsed_s:.0f} s (median {median} per item), "
+              f"{tokens} tokens ({summary.prompt_tokens} prompt, {summary.completion_tokens} completion)")
+    lines += ["", totals, ""]
     return "\n".join(lines)
 
 

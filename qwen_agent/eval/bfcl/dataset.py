@@ -86,7 +86,7 @@ def bfcl_wheel(root: Path | str | None = None, *, python: str | None = None) -> 
                    "--require-hashes", "--disable-pip-version-check", "--no-input", "-d", tmp, "-r",
                    str(requirements)]
             log.info("downloading BFCL data: %s", " ".join(cmd))
-            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
             wheel = Path(tmp) / WHEEL_NAME
             if proc.returncode != 0 or not wheel.exists():
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])

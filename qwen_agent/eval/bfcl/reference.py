@@ -95,7 +95,8 @@ def ensure_reference_venv(root: Path | str | None = None) -> Path:
 
 def _step(cmd: list[str], what: str, cwd: Path | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=cwd, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=cwd, env=env,
+                          check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise EvalSourceError(f"could not {what} (`{' '.join(cmd[:4])} ...` exited {proc.returncode}):\n{tail}")

@@ -35,7 +35,7 @@ def main(src, dst):
             case = json.loads(line)
             try:
                 answer = verdict(case)
-            except Exception as exc:  # the checker itself failed on this input
+            except Exception as exc:  # noqa: BLE001 - the checker itself failed on this input
                 answer = {"valid": False, "error_type": None, "crash": f"{type(exc).__name__}: {exc}"}
             out.write(json.dumps(answer) + "\n")
 
