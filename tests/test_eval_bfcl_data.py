@@ -96,3 +96,28 @@ def test_the_cli_runs_bfcl_against_a_server_and_resumes_without_new_requests(tmp
     assert summary.settings["model"] == spec and summary.settings["options"]["categories"] == ["simple_python",
                                                                                                "irrelevance"]
     assert os.path.exists(out / "summary.md")
+
+
+def test_rescore_scores_recorded_predictions_again(tmp_path: Path, wheel: Path) -> None:
+    from qwen_agent.cli import main
+    from qwen_agent.eval import EvalSettings, ItemRecord, run_eval
+    from qwen_agent.llm.spec import load_model
+
+    with ScriptedServer(models=["rule-model"], responder=RuleModel(context_length=8192)) as server:
+        model = load_model(f"openai:{server.base_url}#rule-model")
+        try:
+            before = run_eval(BfclSuite(["simple_python", "irrelevance"]), EvalSettings(limit=2), tmp_path,
+                              model=model)
+        finally:
+            model.close()
+    items = tmp_path / "items.jsonl"
+    records = [ItemRecord.model_validate_json(line) for line in items.read_text().splitlines()]
+    assert any(r.score < 1.0 for r in records)  # the rule model misses some: rescoring has something to restore
+    # what an older scorer might have written: everything right
+    items.write_text("".join(r.model_copy(update={"score": 1.0, "detail": None}).model_dump_json() + "\n"
+                             for r in records))
+    assert main(["eval", "rescore", str(tmp_path)]) == 0
+    again = [ItemRecord.model_validate_json(line) for line in items.read_text().splitlines()]
+    assert [(r.id, r.score, r.detail, r.prediction) for r in again] == \
+        [(r.id, r.score, r.detail, r.prediction) for r in records]
+    assert load_summary(tmp_path).overall.score == before.overall.score

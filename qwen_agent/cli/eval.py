@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(plan, "first N items")
     plan.set_defaults(handler=cmd_plan)
 
+    rescore = esub.add_parser("rescore", help="score a bfcl run's recorded predictions again with the current "
+                                               "checker (no model needed)")
+    rescore.add_argument("run", type=Path, help="a run folder")
+    rescore.set_defaults(handler=cmd_rescore)
+
     compare = esub.add_parser("compare", help="print runs side by side (and draw them with --plot)")
     compare.add_argument("runs", nargs="+", type=Path, help="run folders (each with a summary.json)")
     compare.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG) of the runs by category")
@@ -144,6 +149,21 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from qwen_agent.eval.plan import PlanSuite
 
     return _run(PlanSuite(args.data), args, console)
+
+
+def cmd_rescore(args: argparse.Namespace, console: Console) -> int:
+    from qwen_agent.eval import EvalRunError, markdown_summary
+    from qwen_agent.eval.runner import read_settings, rescore_run
+
+    stored = read_settings(args.run)
+    if stored.get("suite") != "bfcl":
+        raise EvalRunError(f"only bfcl runs can be scored again without the model; {args.run} holds a "
+                           f"{stored.get('suite')} run")
+    from qwen_agent.eval.bfcl import BfclSuite
+
+    summary = rescore_run(BfclSuite(stored["options"]["categories"]), args.run)
+    console.print(markdown_summary(summary), highlight=False, markup=False, soft_wrap=True)
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:

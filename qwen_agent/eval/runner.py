@@ -30,7 +30,7 @@ from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelAuthError, ModelConnectionError, ModelNotFoundError
 from qwen_agent.sync import run_sync
 
-__all__ = ["EvalProgress", "ProgressCallback", "arun_eval", "run_eval"]
+__all__ = ["EvalProgress", "ProgressCallback", "arun_eval", "read_settings", "rescore_run", "run_eval"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,44 @@ async def arun_eval(
         if owned:
             await model.aclose()
         await suite.aclose()
+    return summary
+
+
+def read_settings(folder: Path | str) -> dict[str, Any]:
+    """The settings a run folder was made with (``run.json``)."""
+    path = Path(folder) / SETTINGS_FILE
+    if not path.exists():
+        raise EvalRunError(f"{folder} holds no {SETTINGS_FILE}; pass a folder written by `qwen-agent eval ... --out`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rescore_run(suite: Suite, folder: Path | str) -> RunSummary:
+    """Score the predictions recorded in ``folder`` again with ``suite``'s current scorer (no model involved) and
+    rewrite its records and summary; items that crashed stay as they are."""
+    folder = Path(folder)
+    stored = read_settings(folder)
+    if stored.get("suite") != suite.name:
+        raise EvalRunError(f"{folder} holds a {stored.get('suite')} run, not a {suite.name} run")
+    items = {item.id: item for item in suite.items(None)}
+    item_log = ItemLog(folder / ITEMS_FILE)
+    records = item_log.read()
+    for i, record in enumerate(records):
+        if record.error is not None:
+            continue
+        if record.id not in items:
+            raise EvalRunError(f"{folder}: item {record.id!r} is not in the suite's data any more")
+        outcome = suite.rescore(items[record.id], record.prediction)
+        if outcome is None:
+            raise EvalRunError(f"the {suite.name} suite cannot score recorded predictions again; run it anew")
+        records[i] = record.model_copy(update={"score": outcome.score, "metrics": outcome.metrics,
+                                               "detail": outcome.detail})
+    write_json_atomic(item_log.path, "".join(r.model_dump_json() + "\n" for r in records))
+    previous = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8")) if (folder / SUMMARY_FILE).exists() \
+        else {}
+    summary = summarize(suite.name, previous.get("label") or stored.get("label") or folder.name, suite.primary,
+                        stored, records, suite.categories(), float(previous.get("elapsed_s", 0.0)))
+    write_json_atomic(folder / SUMMARY_FILE, summary.model_dump_json(indent=1))
+    write_json_atomic(folder / TABLE_FILE, markdown_summary(summary))
     return summary
 
 

@@ -105,5 +105,9 @@ class Suite(abc.ABC):
     async def run_item(self, item: EvalItem, ctx: RunContext) -> ItemOutcome:
         """Run and score one item. Exceptions are recorded as the item's error; the run goes on."""
 
+    def rescore(self, item: EvalItem, prediction: Any) -> ItemOutcome | None:
+        """Score a recorded prediction again (after a scorer changed) without the model; None: not supported."""
+        return None
+
     async def aclose(self) -> None:
         """Release what the suite holds (indexes, kernels)."""

@@ -4,6 +4,7 @@ release's tool-use metrics."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,12 +70,19 @@ class BfclSuite(Suite):
         response = await ctx.model.achat(messages, to_tool_schemas(entry.functions), params=ctx.params,
                                          function_calling=ctx.function_calling)
         calls = [{c.name: dict(c.arguments)} for c in response.tool_calls]
-        result = check_prediction(entry.category, entry.functions, calls, entry.ground_truth)
         usage = response.usage
-        return ItemOutcome(
-            transcript=[*messages, response.message], prediction=calls, score=float(result.valid),
-            metrics=tool_metrics(entry.category, calls, entry.ground_truth),
-            detail=None if result.valid else f"{result.error_type}: {result.error}",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
+        return self._score(entry, calls).model_copy(update={
+            "transcript": [*messages, response.message],
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+        })
+
+    def rescore(self, item: EvalItem, prediction: Any) -> ItemOutcome:
+        return self._score(item.data, prediction)
+
+    @staticmethod
+    def _score(entry: BfclEntry, calls: list[dict[str, dict[str, Any]]]) -> ItemOutcome:
+        result = check_prediction(entry.category, entry.functions, calls, entry.ground_truth)
+        return ItemOutcome(prediction=calls, score=float(result.valid),
+                           metrics=tool_metrics(entry.category, calls, entry.ground_truth),
+                           detail=None if result.valid else f"{result.error_type}: {result.error}")
