@@ -223,11 +223,13 @@ def _prepare_folder(folder: Path, stored: dict[str, Any], resume: bool) -> tuple
                                    "same settings or another --out")
         previous = item_log.read()
         summary = folder / SUMMARY_FILE
+        # The time of earlier sessions: from their summary, or, when a kill left none, the items' own latencies.
+        elapsed = sum(r.latency_s for r in previous)
         if summary.exists():
             try:
-                elapsed = float(json.loads(summary.read_text(encoding="utf-8")).get("elapsed_s", 0.0))
+                elapsed = max(elapsed, float(json.loads(summary.read_text(encoding="utf-8")).get("elapsed_s", 0.0)))
             except ValueError:
-                elapsed = 0.0
+                pass
         log.info("resuming %s: %d items already done", folder, len(previous))
     write_json_atomic(settings_path, json.dumps(stored, indent=1))
     return item_log, previous, elapsed
