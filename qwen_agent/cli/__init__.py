@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from qwen_agent.cli import commands, knowledge, serve
+from qwen_agent.cli import eval as eval_cmd
 from qwen_agent.cli.render import EventPrinter
 
 __all__ = ["EventPrinter", "build_parser", "main"]
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     knowledge.register(sub)
     serve.register(sub)
+    eval_cmd.register(sub)
     return parser
 
 
