@@ -35,6 +35,7 @@ from qwen_agent.llm.types import (
 from qwen_agent.messages import Message, MessageLike, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
 from qwen_agent.prompting import get_format, render_note
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
+from qwen_agent.prompting.call_check import check_calls
 from qwen_agent.sync import iterate_sync, run_sync
 
 __all__ = ["Capabilities", "ChatDelta", "ChatModel", "ChatResponse", "FunctionCalling", "RawChunk", "SamplingParams",
@@ -328,14 +329,18 @@ class ChatModel(abc.ABC):
 
     def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
         # Native calls from the server win; otherwise whatever our lenient parser found in the text.
-        calls = list(last.tool_calls or []) or parsed.tool_calls
+        found = list(last.tool_calls or []) or parsed.tool_calls
         if not plan.parse_tools and plan.native_tools is None:
-            calls = []
+            found = []
+        # Only calls to offered functions with arguments that fit (after schema-directed repair) are calls.
+        checked = check_calls(found, plan.native_tools if plan.native_tools is not None else plan.parse_tools)
+        calls = checked.calls
         content = parsed.content
         reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
         message = Message.assistant(content or None, calls or None)
         message.reasoning_content = reasoning
-        if calls and not last.tool_calls and not plan.prefix:
+        unchanged = len(calls) == len(found) and all(a is b for a, b in zip(calls, found, strict=False))
+        if calls and unchanged and not last.tool_calls and not plan.prefix:
             message.set_generated_text(raw_text)  # calls read from text: keep the text for a verbatim re-render
         return ChatResponse(
             message=message,
@@ -344,6 +349,7 @@ class ChatModel(abc.ABC):
             usage=last.usage,
             model=self.model or None,
             parse_errors=parsed.errors,
+            refused_calls=checked.errors,
             truncation=plan.truncation,
         )
 
