@@ -20,7 +20,7 @@ from qwen_agent.retrieval.discovery import FoundFile, discover
 from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.fusion import FusionConfig, fuse
-from qwen_agent.retrieval.index import VectorIndex, choose_kind
+from qwen_agent.retrieval.index import VectorIndex, choose_kind, ondisk_path
 from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
 from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
 from qwen_agent.retrieval.search import Reranker
@@ -29,6 +29,9 @@ from qwen_agent.retrieval.store import Store
 __all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
 
 logger = logging.getLogger(__name__)
+
+#: Candidates an IVF-PQ index proposes per wanted hit before exact re-scoring.
+REFINE_FACTOR = 4
 
 
 class KnowledgeBaseConfig(BaseModel):
@@ -213,6 +216,7 @@ class KnowledgeBase:
             self._vectors, self._bm25, self._loaded_gen = vindex, bm25, gen + 1
             # The previous generation is no longer referenced (readers hold their indexes in memory).
             store.faiss_path(gen).unlink(missing_ok=True)
+            ondisk_path(store.faiss_path(gen)).unlink(missing_ok=True)
             shutil.rmtree(store.bm25_path(gen), ignore_errors=True)
             report.chunks_added, report.chunks_removed = len(new_ids), len(removed)
 
@@ -227,6 +231,7 @@ class KnowledgeBase:
             and current.kind == kind
             and current.dim == dim
             and (not removed or current.can_remove)
+            and (not new_ids or current.can_add)
         ):
             if removed:
                 current.remove(np.asarray(removed, dtype=np.int64))
@@ -234,7 +239,9 @@ class KnowledgeBase:
                 current.add(vectors, np.asarray(new_ids, dtype=np.int64))
             return current
         ids, matrix = self._store.all_vectors(dim)
-        return VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+        # Called inside the write: on-disk IVF-PQ lists go next to the next generation's index file.
+        target = ondisk_path(self._store.faiss_path(self._store.generation + 1))
+        return VectorIndex.build(matrix, ids, dim, self.config.index_kind, ondisk=target)
 
     def _dim(self) -> int:
         stored = self._store.get_meta("dim")
@@ -304,7 +311,7 @@ class KnowledgeBase:
         rankings = []
         if mode in ("vector", "hybrid"):
             vector = self.embedder.embed_query(query) if query_vector is None else query_vector
-            rankings.append(vectors.search(vector, wanted))
+            rankings.append(self._vector_search(vectors, vector, wanted))
         if mode in ("bm25", "hybrid"):
             rankings.append(bm25.search(query, wanted))
         if mode == "hybrid":
@@ -321,6 +328,17 @@ class KnowledgeBase:
         top = ranked[:k]
         rows = self._store.chunk_rows([cid for cid, _ in top])
         return [_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
+
+    def _vector_search(self, vectors: VectorIndex, vector: np.ndarray, wanted: int) -> list[tuple[int, float]]:
+        """Nearest chunks; a compressed (IVF-PQ) index proposes ``REFINE_FACTOR`` times more candidates, which are
+        re-scored with their exact vectors from the store, so its codes cost recall only at the proposal stage."""
+        if vectors.kind != "ivfpq":
+            return vectors.search(vector, wanted)
+        candidates = vectors.search(vector, wanted * REFINE_FACTOR)
+        exact = self._store.vectors_for([cid for cid, _ in candidates])
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        scored = [(cid, float(exact[cid] @ query)) for cid, _ in candidates if cid in exact]
+        return sorted(scored, key=lambda kv: -kv[1])[:wanted]
 
     def context_for(
         self, query: str, token_budget: int, *, mode: SearchMode = "hybrid", max_hits: int = 20
