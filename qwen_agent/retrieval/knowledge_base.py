@@ -20,6 +20,7 @@ from qwen_agent.retrieval.discovery import FoundFile, discover
 from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.fusion import FusionConfig, fuse
+from qwen_agent.retrieval.hits import row_hit, whole_documents
 from qwen_agent.retrieval.index import VectorIndex, choose_kind, ondisk_path
 from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
 from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
@@ -374,7 +375,7 @@ class KnowledgeBase:
             ranked = sorted(zip((cid for cid, _ in head), scores, strict=True), key=lambda kv: -kv[1])
         top = ranked[:k]
         rows = self._store.chunk_rows([cid for cid, _ in top])
-        return [_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
+        return [row_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
 
     def _vector_search(self, vectors: VectorStore, vector: np.ndarray, wanted: int) -> list[tuple[int, float]]:
         """Nearest chunks; a compressed (IVF-PQ) index proposes ``REFINE_FACTOR`` times more candidates, which are
@@ -397,7 +398,7 @@ class KnowledgeBase:
         """
         _, _, total = self._store.counts()
         if total and total <= token_budget:
-            whole = _whole_documents(self._store.all_sections())
+            whole = whole_documents(self._store.all_sections())
             cost = sum(n + self._counter(h.citation) + 4 for h, n in whole)
             if cost <= token_budget:
                 return [h for h, _ in whole]
@@ -410,24 +411,3 @@ class KnowledgeBase:
                 used += cost
         return chosen
 
-
-def _hit(row: dict[str, Any], score: float, chunk_id: int | None) -> Hit:
-    return Hit.build(
-        text=row["text"], source=row["source"], path=row["path"], page=row["page"], heading=row["heading"],
-        sheet=row["sheet"], position=row.get("position", row.get("ord")), score=score, chunk_id=chunk_id,
-    )
-
-
-def _whole_documents(sections: list[dict[str, Any]]) -> list[tuple[Hit, int]]:
-    """Merge consecutive sections of the same document and page/sheet into one hit (keeps page citations)."""
-    merged: list[tuple[dict[str, Any], list[str], int]] = []
-    for sec in sections:
-        key = (sec["path"], sec["page"], sec["sheet"])
-        if merged and (merged[-1][0]["path"], merged[-1][0]["page"], merged[-1][0]["sheet"]) == key:
-            head, texts, n = merged[-1]
-            texts.append(f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"])
-            merged[-1] = (head, texts, n + sec["n_tokens"])
-        else:
-            text = f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"]
-            merged.append((sec, [text], sec["n_tokens"]))
-    return [(_hit({**head, "text": "\n\n".join(texts), "heading": None}, 1.0, None), n) for head, texts, n in merged]
