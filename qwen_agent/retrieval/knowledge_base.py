@@ -33,8 +33,9 @@ __all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
 
 logger = logging.getLogger(__name__)
 
-#: Candidates an IVF-PQ index proposes per wanted hit before exact re-scoring.
-REFINE_FACTOR = 4
+#: Candidates an IVF-PQ index proposes per wanted hit before exact re-scoring (recall@10 0.34 -> 0.79 at x4,
+#: 0.98 at x8, 1.00 at x16 on 100k clustered 384-dim vectors, ~1.5 ms either way: the codes rank, exact vectors decide).
+REFINE_FACTOR = 16
 
 
 class KnowledgeBaseConfig(BaseModel):
@@ -382,7 +383,8 @@ class KnowledgeBase:
         re-scored with their exact vectors from the store, so its codes cost recall only at the proposal stage."""
         if vectors.kind != "ivfpq":
             return vectors.search(vector, wanted)
-        candidates = vectors.search(vector, wanted * REFINE_FACTOR)
+        # The head is what a reply cites: refine it fully, the tail of a long hybrid candidate list 2x.
+        candidates = vectors.search(vector, max(wanted * 2, min(wanted, 10) * REFINE_FACTOR))
         exact = self._store.vectors_for([cid for cid, _ in candidates])
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         scored = [(cid, float(exact[cid] @ query)) for cid, _ in candidates if cid in exact]
