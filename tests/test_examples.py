@@ -37,5 +37,5 @@ def test_quickstart_runs_against_a_server_named_by_the_spec_variable(embedded_mo
     assert "convert_length" in proc.stdout
     # 8849 m = 29,032.15 ft: the tool's figure must reach the final answer (the last line of the transcript).
     assert "8849 m = 29,032.15 ft" in proc.stdout, "the converter ran with the question's numbers"
-    answer = proc.stdout.rstrip().splitlines()[-1]
+    answer = " ".join(proc.stdout.rsplit("\nassistant ", 1)[-1].split("model steps")[0].split())  # final answer
     assert "29,032" in answer or "29032" in answer, proc.stdout[-1500:]
