@@ -209,7 +209,7 @@ async def test_event_stream_order_and_text(server: ScriptedServer) -> None:
     assert text == "The answer is five." == events[-1].result.answer
     assert sum(isinstance(e, TextDelta) for e in events) > 3, "text should stream in several deltas"
     fin = next(e for e in events if isinstance(e, ToolCallFinished))
-    assert fin.output.text == "5" and fin.elapsed_s >= 0
+    assert fin.output.text == "5" and fin.elapsed_s > 0
     assert isinstance(events[0], StepFinished) and events[0].elapsed_s > 0
     await agent.aclose()
 
@@ -251,12 +251,26 @@ async def test_react_agent_prompts_and_parses_react(server: ScriptedServer) -> N
     await agent.aclose()
 
 
-async def test_concurrent_agent_sessions_share_one_model(server: ScriptedServer) -> None:
-    server.script(*[ScriptedReply.text("answer") for _ in range(8)])
-    agent = agent_for(server, tools=[])
-    results = await asyncio.gather(*(agent.arun(f"q{i}") for i in range(8)))
-    assert [r.answer for r in results] == ["answer"] * 8
-    await agent.aclose()
+def echo_session(body: dict) -> ScriptedReply:
+    """A model double that answers from what *this* request carries: the first step echoes the user's question
+    through the tool, the second answers with the question and the observation it was sent. A transcript mixed up
+    between sessions shows in the answer."""
+    messages = body["messages"]
+    question = next(m["content"] for m in messages if m["role"] == "user")
+    if messages[-1]["role"] == "user":
+        return ScriptedReply.call("slow_echo", {"text": f"echo {question}", "seconds": 0.01})
+    return ScriptedReply.text(f"{question} -> {messages[-1]['content']}")
+
+
+async def test_concurrent_agent_sessions_share_one_model_without_mixing_transcripts() -> None:
+    with ScriptedServer(models=["qwen-test"], responder=echo_session) as server:
+        agent = agent_for(server, tools=[slow_echo])
+        try:
+            results = await asyncio.gather(*(agent.arun(f"q{i}") for i in range(8)))
+        finally:
+            await agent.aclose()
+        assert [r.answer for r in results] == [f"q{i} -> echo q{i}" for i in range(8)]
+        assert len(server.chat_requests) == 16
 
 
 async def test_a_repeated_call_is_not_run_again_and_the_model_is_asked_for_the_answer(server: ScriptedServer) -> None:

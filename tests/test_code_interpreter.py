@@ -113,8 +113,8 @@ async def test_long_output_is_truncated_with_a_marker(tool):
 async def test_timeout_interrupts_and_keeps_state(tool):
     await run(tool, "kept = 123")
     t0 = time.monotonic()
-    out = await run(tool, "import time\ntime.sleep(30)")
-    assert time.monotonic() - t0 < 10
+    out = await run(tool, "import time\ntime.sleep(60)")
+    assert time.monotonic() - t0 < 45, "interrupted, not waited for (bound far below the 60 s sleep)"
     assert out.is_error and out.data["status"] == "timeout" and not out.data["restarted"]
     assert "interrupted" in out.text and "KeyboardInterrupt" in out.text
     assert (await run(tool, "kept")).text == "123"
@@ -143,12 +143,15 @@ async def test_kernel_crash_is_detected_and_restarted(tool, crash):
 
 
 async def test_notebook_export_is_valid_and_has_images(tool, tmp_path):
+    # Everything asserted is made here: the test used to pass only after the state and crash tests had run.
+    await run(tool, "nb_a = 40\nnb_b = 2")
+    await run(tool, "import os; os._exit(3)")  # a restart, which the notebook notes in a markdown cell
     await run(tool, "plt.figure(); plt.bar(['a', 'b'], [1, 2])")
     path = tool.save_notebook(tmp_path / "s.ipynb")
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert "x = 40\ny = 2" in sources
+    assert "nb_a = 40\nnb_b = 2" in sources
     pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert pngs and base64.b64decode(pngs[-1]["data"]["image/png"]).startswith(PNG_MAGIC)
     assert any(c.cell_type == "markdown" and "restarted" in c.source for c in nb.cells)
@@ -203,12 +206,12 @@ async def test_pool_hands_out_ready_kernels_with_separate_work_dirs():
     pool = KernelPool(size=2, preload=False)
     try:
         await pool.wait_ready(timeout=60)
-        t0 = time.perf_counter()
+        before = time.time()
         a = await pool.acquire()
-        took = time.perf_counter() - t0
         b = await pool.acquire()
         assert a.work_dir != b.work_dir and a.is_alive() and b.is_alive()
-        assert took < 1.0  # a ready kernel, not a cold start (figures are in benchmarks/)
+        # a ready kernel, not a cold start: its process existed before acquire() was called (figures: benchmarks/)
+        assert psutil.Process(a.process.pid).create_time() < before
         assert (await a.execute("print('hi')")).stdout == "hi\n"
         await a.shutdown(remove_work_dir=True)
         await b.shutdown(remove_work_dir=True)

@@ -7,6 +7,7 @@ import pytest
 
 from qwen_agent.agents.analyst import analyst_agent
 from qwen_agent.tools.code_interpreter import write_sample_csv
+from qwen_agent.tools.code_interpreter.sample_data import expected_answers
 
 DEFAULT_QUESTION = "Which region has the highest total revenue? Make a bar chart of total revenue per region."
 
@@ -26,8 +27,13 @@ async def test_agent_analyses_sample_csv_and_makes_a_figure(embedded_model, tmp_
         assert figures, [m.text for m in result.messages if m.role == "tool"]
         assert figures[0].read_bytes().startswith(b"\x89PNG")
         assert result.stop_reason == "answer" and result.answer.strip(), result.to_openai()
-        # Whether the 0.5B model's answer is *right* (top region: expected_answers()["top_region"]) is measured and
-        # reported, not asserted: it often skips print() and then guesses. The tool side is what this test pins.
+        # The right answer is known (expected_answers), but the 0.5B model often plots without printing the totals
+        # and then guesses, so "names the top region" is not a property of the plumbing in every run. What holds:
+        # when the kernel's output showed the per-region totals, the answer must name the top region.
+        truth = expected_answers()
+        outputs = "\n".join(m.text for m in result.messages if m.role == "tool")
+        if all(region in outputs for region in truth["revenue_by_region"]):  # type: ignore[union-attr]
+            assert str(truth["top_region"]) in result.answer, (result.answer, outputs)
         assert any("[image saved:" in m.text for m in result.messages if m.role == "tool")
     finally:
         await interpreter.aclose()

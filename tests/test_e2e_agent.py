@@ -70,3 +70,5 @@ def test_cli_run_one_shot_with_a_builtin_tool(embedded_model_path) -> None:
     tool_msgs = [m for m in messages if m["role"] == "tool"]
     assert tool_msgs and "7006652" in tool_msgs[0]["content"].replace(",", "")
     assert messages[-1]["role"] == "assistant"
+    answer = messages[-1]["content"] or ""
+    assert "7006652" in answer.replace(",", "").replace(" ", ""), f"the answer should carry the product: {answer!r}"

@@ -35,3 +35,7 @@ def test_quickstart_runs_against_a_server_named_by_the_spec_variable(embedded_mo
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"openai:{server.base_url}" in proc.stdout, "the demo says which model it talks to"
     assert "convert_length" in proc.stdout
+    # 8849 m = 29,032.15 ft: the tool's figure must reach the final answer (the last line of the transcript).
+    assert "8849 m = 29,032.15 ft" in proc.stdout, "the converter ran with the question's numbers"
+    answer = " ".join(proc.stdout.rsplit("\nassistant ", 1)[-1].split("model steps")[0].split())  # final answer
+    assert "29,032" in answer or "29032" in answer, proc.stdout[-1500:]

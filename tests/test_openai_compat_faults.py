@@ -133,7 +133,7 @@ async def test_connection_refused_is_a_quick_connection_error() -> None:
         with pytest.raises(ModelConnectionError, match="server running") as info:
             await model.achat("Hi")
     assert url in str(info.value) and "after 3 attempts" in str(info.value)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 30, "refused at once, not waiting out a connect timeout per attempt"
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -2,8 +2,11 @@
 
 The corpus was produced by ``tests/fixtures/collect_raw_outputs.py`` (greedy decoding, each format's own prompt and
 stop words). ``labels.json`` holds, per reply, the tool names a human reading the reply finds in it, in order (an
-empty list: no call). The parser must extract exactly those calls, every call must carry a dict of arguments, and a
-reply to a request without tools must never yield a call.
+empty list: no call); ``argument_labels.json`` holds, for every reply with calls, the arguments of each call as a
+human reads them off the reply (written by hand, not by running the parser; react-12 is the model copying the schema
+into Action Input, so its "arguments" are that schema, read literally). The parser, batch and streaming, must
+extract exactly those calls with exactly those arguments, and a reply to a request without tools must never yield
+a call.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ def _records() -> list[dict[str, Any]]:
 
 RECORDS = _records()
 LABELS: dict[str, list[str]] = json.loads((HERE / "labels.json").read_text())
+ARGUMENTS: dict[str, list[dict[str, Any]]] = json.loads((HERE / "argument_labels.json").read_text())
+
+
+def calls_of(reply: Any) -> list[dict[str, Any]]:
+    return [{"name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
 
 
 def test_every_reply_is_labelled() -> None:
     assert sorted(LABELS) == sorted(r["id"] for r in RECORDS)
+    assert sorted(ARGUMENTS) == sorted(k for k, names in LABELS.items() if names), "every call has argument labels"
+    assert all([c["name"] for c in ARGUMENTS[k]] == LABELS[k] for k in ARGUMENTS)
     assert {r["format"] for r in RECORDS} == set(FORMATS)
     assert len(RECORDS) == 48  # 16 replies per format
 
@@ -45,7 +55,7 @@ def test_parser_reads_the_real_reply(record: dict[str, Any]) -> None:
     fmt = get_format(record["format"])
     reply = fmt.parse(record["raw_output"], tools)
     assert [c.name for c in reply.tool_calls] == LABELS[record["id"]], record["raw_output"]
-    assert all(isinstance(c.arguments, dict) for c in reply.tool_calls)
+    assert calls_of(reply) == ARGUMENTS.get(record["id"], []), record["raw_output"]
     if not tools:
         assert reply.tool_calls == [] and reply.errors == []
     # the streaming parser, fed token-sized pieces, ends with the same reading
@@ -53,7 +63,7 @@ def test_parser_reads_the_real_reply(record: dict[str, Any]) -> None:
     raw = record["raw_output"]
     for i in range(0, len(raw), 3):
         stream.feed(raw[i:i + 3])
-    assert [c.name for c in stream.finish().tool_calls] == LABELS[record["id"]]
+    assert calls_of(stream.finish()) == ARGUMENTS.get(record["id"], [])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -41,8 +41,10 @@ async def run(t: CodeInterpreter, code: str) -> ToolOutput:
 
 
 async def test_notebook_export_replaces_a_planted_symlink_instead_of_writing_through_it(tool, host_file):
-    out = await run(tool, f"import os\nos.symlink({str(host_file)!r}, 'session.ipynb')\nprint('planted')")
-    assert out.data["status"] == "ok"
+    # Another test of this module's shared kernel may have exported session.ipynb already: plant over it.
+    out = await run(tool, "import os\nif os.path.lexists('session.ipynb'): os.remove('session.ipynb')\n"
+                          f"os.symlink({str(host_file)!r}, 'session.ipynb')\nprint('planted')")
+    assert out.data["status"] == "ok", out.text
     path = tool.save_notebook()
     assert host_file.read_text() == HOST_TEXT
     assert not path.is_symlink() and json.loads(path.read_text())["nbformat"] == 4

@@ -34,7 +34,9 @@ from qwen_agent.serving.venv import (
 )
 from qwen_agent.serving.vllm import VLLMServer
 
-pytestmark = pytest.mark.vllm
+# Marked per test, not per module: the pure tests of the venv's stamp and lock logic and of process groups run in
+# the fast suite; only the tests that need the real venv or the running server carry the `vllm` marker.
+VLLM = pytest.mark.vllm
 
 MODEL_NAME = "qwen2.5-coder-0.5b"
 FAKE_REQS = ("qwen-agent-test-nonexistent==0.0",)
@@ -131,6 +133,7 @@ def test_failed_pip_install_raises_with_output_tail_and_cleans_up(tmp_path: Path
     assert not vllm_venv_dir(tmp_path, reqs, ()).exists()
 
 
+@VLLM
 def test_real_venv_is_stamped_and_without_cuda_extras(vllm_python: Path) -> None:
     venv = vllm_python.parent.parent
     stamp = json.loads((venv / STAMP_NAME).read_text(encoding="utf-8"))
@@ -185,6 +188,7 @@ def test_group_is_killed_at_interpreter_exit(tmp_path: Path) -> None:
 
 
 # ---- the real server ---------------------------------------------------------------------------------------------
+@VLLM
 def test_server_is_healthy_and_lists_the_model(server: VLLMServer) -> None:
     assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
     assert server.running and server.startup_seconds is not None
@@ -194,12 +198,14 @@ def test_server_is_healthy_and_lists_the_model(server: VLLMServer) -> None:
     assert "Application startup complete" in server.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+@VLLM
 def test_server_listens_on_loopback_only(server: VLLMServer) -> None:
     listening = [c.laddr for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN
                  and c.laddr.port == server.port]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
 
 
+@VLLM
 def test_server_runs_offline_with_both_cores(server: VLLMServer) -> None:
     env = psutil.Process(server.pid).environ()
     for key in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -209,14 +215,16 @@ def test_server_runs_offline_with_both_cores(server: VLLMServer) -> None:
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
+@VLLM
 async def test_openai_client_chats_with_the_server(server: VLLMServer) -> None:
     async with OpenAICompatible(server.base_url, params=SamplingParams(temperature=0, max_tokens=12)) as model:
         reply = await model.achat("Reply with the word hello.")
         assert model.model == MODEL_NAME  # resolved from /v1/models
-    assert reply.text.strip()
+    assert "hello" in reply.text.lower(), reply.text  # greedy; the same weights on llama.cpp say "Hello! ..."
     assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 12
 
 
+@VLLM
 def test_structured_outputs_follow_a_gbnf_grammar_and_a_compact_json_schema(server: VLLMServer) -> None:
     from qwen_agent.messages import ToolSchema
     from qwen_agent.prompting.grammar import nous_grammar
@@ -242,6 +250,7 @@ def test_structured_outputs_follow_a_gbnf_grammar_and_a_compact_json_schema(serv
     assert json.loads(compact["message"]["content"])["name"] == "get_weather"
 
 
+@VLLM
 def test_second_start_of_a_running_server_is_refused(server: VLLMServer) -> None:
     with pytest.raises(ServerStartError, match="already running"):
         server.start()
@@ -260,6 +269,7 @@ def test_folder_without_config_is_refused_before_spawning(tmp_path: Path) -> Non
     assert srv.pid is None
 
 
+@VLLM
 def test_bad_model_dir_raises_with_the_log_tail(vllm_python: Path, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["NoSuchForCausalLM"],
                                                       "model_type": "no_such_model"}))
@@ -274,6 +284,7 @@ def test_bad_model_dir_raises_with_the_log_tail(vllm_python: Path, tmp_path: Pat
     assert not srv.group_alive()
 
 
+@VLLM
 def test_start_timeout_stops_the_half_started_server(vllm_python: Path, hf_model_dir: Path, tmp_path: Path) -> None:
     srv = VLLMServer(hf_model_dir, "slow", python=vllm_python, log_path=tmp_path / "vllm.log", start_timeout=1)
     with pytest.raises(ServerStartError, match="not ready after 1 s"):
@@ -281,6 +292,7 @@ def test_start_timeout_stops_the_half_started_server(vllm_python: Path, hf_model
     assert not srv.running and not srv.group_alive()
 
 
+@VLLM
 async def test_async_context_manager_leaves_no_orphans(server: VLLMServer, vllm_python: Path,
                                                        hf_model_dir: Path) -> None:
     # After the shared server so both do not start at once on a 2-core machine (it holds its own port).
@@ -294,6 +306,7 @@ async def test_async_context_manager_leaves_no_orphans(server: VLLMServer, vllm_
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+@VLLM
 def test_entry_point_serves_until_sigterm(vllm_python: Path, hf_model_dir: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "qwen_agent.serving.vllm", "--model", str(hf_model_dir),
                              "--served-model-name", "entry", "--port", "0", "--max-model-len", "1024",

@@ -168,10 +168,9 @@ async def test_size_limit_cuts_the_body(server: str) -> None:
 
 async def test_time_limit(server: str) -> None:
     tool, _ = make_tool(timeout_s=0.5)
-    t0 = time.perf_counter()
+    # /slow answers after 2 s: an error (rather than the page) is what shows the 0.5 s limit held; no timed bound
     with pytest.raises(WebFetchError, match=r"0.5 s|timed out"):
         await tool.fetch(f"{server}/slow")
-    assert time.perf_counter() - t0 < 1.8
     await tool.aclose()
 
 

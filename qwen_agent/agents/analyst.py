@@ -33,10 +33,10 @@ def analyst_agent(data: Path | str, model: ChatModel | None = None, *, max_steps
     """
     data = Path(data)
     interpreter = CodeInterpreter([data], exec_timeout=exec_timeout, sandbox=sandbox)  # type: ignore[arg-type]
-    if model is None:
-        from qwen_agent.llm.backends.llamacpp import LlamaCpp
+    if model is None:  # $QWEN_AGENT_MODEL_SPEC when set, else the embedded model (like every other default)
+        from qwen_agent.llm.spec import load_model
 
-        model = LlamaCpp(params=SamplingParams(temperature=0.0, max_tokens=512))
+        model = load_model(params=SamplingParams(temperature=0.0, max_tokens=512))
     agent = Agent(
         model,
         tools=[interpreter],

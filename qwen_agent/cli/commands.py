@@ -1,4 +1,4 @@
-"""The CLI's sub-commands: `run`, `chat`, `models pull|list`."""
+"""The CLI's sub-commands: `run`, `chat`, `analyze`, `models pull|list|convert`."""
 
 from __future__ import annotations
 
@@ -128,14 +128,18 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
     agent, interpreter = analyst_agent(data, build_model(args), max_steps=args.max_steps, sandbox=args.sandbox)
     printer = EventPrinter(console)
     result = None
+    work_dir: Path | None = None
     try:
         result = printer.follow(agent, args.question)
         if interpreter.kernel is not None:
+            # Read the work dir while the kernel is up: once the agent is closed the interpreter has no kernel and
+            # `interpreter.work_dir` raises. The folder itself stays on disk.
+            work_dir = interpreter.work_dir
             notebook = interpreter.save_notebook()
             console.print(f"[dim]notebook: {escape(str(notebook))}[/]", highlight=False)
     finally:
         agent.close()
-    for figure in sorted(interpreter.work_dir.glob("figure-*.png")):
+    for figure in sorted(work_dir.glob("figure-*.png")) if work_dir is not None else []:
         console.print(f"figure: {escape(str(figure))}", highlight=False)
     return 0 if result is not None and result.stop_reason == "answer" else 1
 
