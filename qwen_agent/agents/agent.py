@@ -30,7 +30,7 @@ from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
 from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
 from qwen_agent.tracing import genai
-from qwen_agent.tracing.api import NO_SPAN, Span, aiter_with_parent, capture_content, start_span
+from qwen_agent.tracing.api import NO_SPAN, Span, aiter_with_parent, attached, capture_content, start_span
 from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["Agent"]
@@ -93,7 +93,7 @@ class Agent:
         })
         result: AgentResult | None = None
         try:
-            async for event in self._loop(messages, span):
+            async for event in self._events(messages, span):
                 if isinstance(event, FinalAnswer):
                     result = event.result
                 yield event
@@ -127,6 +127,10 @@ class Agent:
             provider=self.model.trace_provider, format=fc.format, mode=fc.mode, stop_reason=result.stop_reason,
             steps=result.steps, prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens, error=result.error, **fields)
+
+    def _events(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
+        """The run's events inside its ``invoke_agent`` span (subclasses add steps around the loop here)."""
+        return self._loop(messages, span)
 
     async def _loop(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
         transcript = self._start(messages)
@@ -256,7 +260,8 @@ class Agent:
         }, parent=parent)
         started = time.perf_counter()
         try:
-            output = await self.toolbox.execute(call)
+            with attached(span.context):  # this task's own context: spans inside the tool get it as parent
+                output = await self.toolbox.execute(call)
         except BaseException as exc:
             span.error(type(exc).__name__, str(exc)[:500])
             span.end()

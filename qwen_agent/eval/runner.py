@@ -26,10 +26,11 @@ from qwen_agent.eval.records import (
     write_json_atomic,
 )
 from qwen_agent.eval.report import markdown_summary
-from qwen_agent.eval.suite import EvalItem, EvalSettings, RunContext, Suite
+from qwen_agent.eval.suite import EvalItem, EvalSettings, ItemOutcome, RunContext, Suite
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelAuthError, ModelConnectionError, ModelNotFoundError
 from qwen_agent.sync import run_sync
+from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["EvalProgress", "ProgressCallback", "arun_eval", "read_settings", "rescore_run", "run_eval"]
 
@@ -67,13 +68,15 @@ async def arun_eval(
     resume: bool = False,
     model: ChatModel | None = None,
     progress: ProgressCallback | None = None,
+    recorder: TrajectoryRecorder | None = None,
 ) -> RunSummary:
     """Run ``suite`` and return its summary.
 
     With ``out``, each finished item is appended to ``out/items.jsonl`` and ``summary.json`` / ``summary.md`` are
     written at the end (also after an interruption, for the items done). ``resume=True`` continues a run in
     ``out`` without redoing its items; its settings must match, except ``limit``, ``workers`` and ``label``.
-    ``model`` overrides ``settings.model`` (the caller then owns it and closes it).
+    ``model`` overrides ``settings.model`` (the caller then owns it and closes it). ``recorder`` gets every
+    finished item's transcript as a `Trajectory` with its score (``qwen-agent eval --record``).
     """
     settings = settings or EvalSettings()
     folder = Path(out) if out is not None else None
@@ -105,10 +108,16 @@ async def arun_eval(
             if stopping.is_set():
                 return
             try:
-                record = await _run_one(suite, item, ctx)
+                record, outcome = await _run_one(suite, item, ctx)
             except BaseException:
                 stopping.set()
                 raise
+        if recorder is not None and outcome is not None and outcome.transcript:
+            recorder.write(Trajectory.build(
+                outcome.transcript, outcome.tools, agent=f"eval:{suite.name}", model=model.model,
+                provider=model.trace_provider, format=ctx.function_calling.format, mode=ctx.function_calling.mode,
+                prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
+                score=record.score, task_id=item.id, metadata={"suite": suite.name, "category": item.category or ""}))
         finished[item.id] = record
         if item_log is not None:
             item_log.append(record)
@@ -178,7 +187,7 @@ def rescore_run(suite: Suite, folder: Path | str) -> RunSummary:
     return summary
 
 
-async def _run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
+async def _run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> tuple[ItemRecord, ItemOutcome | None]:
     started = time.perf_counter()
     try:
         outcome = await suite.run_item(item, ctx)
@@ -187,14 +196,14 @@ async def _run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
     except Exception as exc:  # noqa: BLE001 - one crashing item is recorded and the run goes on
         log.warning("item %s failed: %s: %s", item.id, type(exc).__name__, exc)
         return ItemRecord(id=item.id, category=item.category, input=item.input, score=0.0,
-                          error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started)
+                          error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started), None
     return ItemRecord(
         id=item.id, category=item.category, input=item.input,
         transcript=[m.to_openai() for m in outcome.transcript], prediction=outcome.prediction,
         score=outcome.score, metrics=outcome.metrics, detail=outcome.detail,
         latency_s=time.perf_counter() - started, prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
-    )
+    ), outcome
 
 
 def _settings_record(suite: Suite, settings: EvalSettings, model: ChatModel | None) -> dict[str, Any]:
