@@ -131,7 +131,8 @@ def test_llamafactory_export_follows_the_converter_rules(runs: Path, tmp_path: P
     calls = json.loads(parallel["conversations"][1]["value"])
     assert calls == [{"name": "get_weather", "arguments": {"city": "Paris"}},
                      {"name": "get_weather", "arguments": {"city": "Tokyo"}}]
-    assert parallel["conversations"][2]["value"] == f"Paris: 21 degrees celsius{OBSERVATION_JOIN}Tokyo: 21 degrees celsius"
+    results = ["Paris: 21 degrees celsius", "Tokyo: 21 degrees celsius"]
+    assert parallel["conversations"][2]["value"] == OBSERVATION_JOIN.join(results)
     assert [t["name"] for t in json.loads(parallel["tools"])] == ["get_weather", "get_time"]
     sequential = records[1]["conversations"]
     assert [t["from"] for t in sequential] == ["human", "function_call", "observation", "function_call",
