@@ -285,3 +285,25 @@ def test_every_exported_record_renders_through_the_qwen_template(runs: Path, tmp
         _check_rendered(text, messages)
         if tools:
             assert "<tools>" in text and '"name": "get_weather"' in text
+
+
+def test_eval_record_keeps_each_items_score(tmp_path: Path) -> None:
+    from support_eval import UNUSED_MODEL_SPEC, CountingSuite
+
+    from qwen_agent.eval import EvalSettings, run_eval
+    from qwen_agent.llm import load_model
+
+    model = load_model(UNUSED_MODEL_SPEC)
+    recorder = TrajectoryRecorder(tmp_path / "rec")
+    try:
+        run_eval(CountingSuite(4, special={3: "crash"}), EvalSettings(), tmp_path / "run", model=model,
+                 recorder=recorder)
+    finally:
+        model.close()
+        recorder.close()
+    recorded = {r.task_id: r for r in read_trajectories([tmp_path / "rec"])}
+    assert set(recorded) == {"item-0", "item-1", "item-2"}  # the crashed item has no transcript to learn from
+    assert [recorded[i].score for i in ("item-0", "item-1", "item-2")] == [1.0, 0.5, 1.0]
+    assert recorded["item-1"].agent == "eval:counting" and recorded["item-1"].metadata["category"] == "odd"
+    report = export_trajectories([tmp_path / "rec"], tmp_path / "best.jsonl", "openai", min_score=1.0)
+    assert (report.written, report.below_score) == (2, 1)
