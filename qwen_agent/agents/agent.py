@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
@@ -31,7 +31,9 @@ from qwen_agent.sync import iterate_sync, run_sync
 from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
 from qwen_agent.tracing import genai
 from qwen_agent.tracing.api import NO_SPAN, Span, aiter_with_parent, attached, capture_content, start_span
-from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
+
+if TYPE_CHECKING:  # imported when a run is recorded: an agent that records nothing does not load them
+    from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["Agent"]
 
@@ -80,7 +82,11 @@ class Agent:
         self.function_calling = function_calling
         self.answer_on_repeat = answer_on_repeat
         self.name = name or type(self).__name__
-        self.recorder = TrajectoryRecorder(record) if isinstance(record, str | Path) else record
+        if isinstance(record, str | Path):
+            from qwen_agent.trajectories.record import TrajectoryRecorder
+
+            record = TrajectoryRecorder(record)
+        self.recorder: TrajectoryRecorder | None = record
         #: Extra span attributes for the next runs (the server sets ``gen_ai.conversation.id``).
         self.trace_attributes: dict[str, str] = {}
 
@@ -121,6 +127,8 @@ class Agent:
 
     def trajectory(self, result: AgentResult, **fields: object) -> Trajectory:
         """``result`` as a training record: its messages, this agent's tools, model and format."""
+        from qwen_agent.trajectories.record import Trajectory
+
         fc = self.function_calling or self.model.function_calling
         return Trajectory.build(
             result.messages, self.toolbox.schemas(), agent=self.name, model=self.model.model,
