@@ -13,68 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support_trajectories import record_runs
 
-from qwen_agent.agents import Agent
-from qwen_agent.llm.backends.openai_compat import OpenAICompatible
-from qwen_agent.llm.base import FunctionCalling
-from qwen_agent.testing import ScriptedReply, ScriptedServer
-from qwen_agent.tools import tool
 from qwen_agent.trajectories import TrajectoryFormatError, TrajectoryRecorder, export_trajectories, read_trajectories
 from qwen_agent.trajectories.formats import OBSERVATION_JOIN, read_openai_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@tool
-def get_weather(city: str, unit: str = "celsius") -> str:
-    """Current weather for a city.
-
-    Args:
-        city: the city
-        unit: celsius or fahrenheit
-    """
-    return f"{city}: 21 degrees {unit}"
-
-
-@tool
-def get_time(tz: str) -> str:
-    """Current local time in a timezone.
-
-    Args:
-        tz: an IANA timezone name
-    """
-    return f"12:00 in {tz}"
-
-
-def _calls(*calls: tuple[str, dict[str, Any]]) -> ScriptedReply:
-    return ScriptedReply(tool_calls=[{"name": n, "arguments": a} for n, a in calls])
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four recorded real runs: parallel calls, two sequential steps, one cut by max_steps, one without tools."""
-    folder = tmp_path_factory.mktemp("runs")
-    recorder = TrajectoryRecorder(folder)
-    with ScriptedServer(models=["qwen-test"]) as server:
-        model = OpenAICompatible(server.base_url, model="qwen-test")
-        fc = FunctionCalling(mode="native")
-        agent = Agent(model, tools=[get_weather, get_time], system="You are a travel helper.", function_calling=fc,
-                      record=recorder, name="travel")
-        server.script(_calls(("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Tokyo"})))
-        server.script(ScriptedReply.text("Paris and Tokyo are both at 21 degrees."))
-        agent.run("Weather in Paris and Tokyo?")
-        server.script(_calls(("get_time", {"tz": "Europe/Paris"})))
-        server.script(_calls(("get_weather", {"city": "Paris", "unit": "fahrenheit"})))
-        server.script(ScriptedReply.text("It is noon and 21 degrees fahrenheit."))
-        agent.run("Time in Paris, then its weather in fahrenheit.")
-        short = Agent(model, tools=[get_weather], function_calling=fc, record=recorder, max_steps=1)
-        server.script(_calls(("get_weather", {"city": "Oslo"})))
-        short.run("Weather in Oslo?")
-        plain = Agent(model, record=recorder)
-        server.script(ScriptedReply.text("Hello!"))
-        plain.run("Say hello.")
-    recorder.close()
-    return folder
+    return record_runs(tmp_path_factory.mktemp("runs"))
 
 
 def test_recorded_runs_hold_messages_tools_model_and_outcome(runs: Path) -> None:

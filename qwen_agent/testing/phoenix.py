@@ -2,8 +2,7 @@
 
 Phoenix (~850 MB with its dependencies) receives OTLP over HTTP at ``/v1/traces`` and answers span queries at
 ``/v1/projects/{project}/spans``, so a test can check what a run sent. It pins its own libraries, so it lives in
-``<cache>/venvs/arize-phoenix-<version>`` (built once, guarded by a file lock, trusted only with its completion
-stamp, like the vLLM venv) and only ever runs as a subprocess in its own process group.
+its own cached venv (`private_venv`) and only ever runs as a subprocess in its own process group.
 
     python -m qwen_agent.testing.phoenix --prepare-only   # build the venv (make test does)
 """
@@ -11,78 +10,33 @@ stamp, like the vLLM venv) and only ever runs as a subprocess in its own process
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
-from filelock import FileLock
 
-from qwen_agent.llm.distribution.store import cache_dir
-from qwen_agent.serving.errors import ServerStartError, VenvInstallError
+from qwen_agent.serving.errors import ServerStartError
 from qwen_agent.serving.process import GroupProcess, free_port, log_tail
+from qwen_agent.testing.private_venv import clean_env, ensure_private_venv, private_venv_dir
 
 __all__ = ["PHOENIX_VERSION", "PhoenixServer", "ensure_phoenix_venv", "phoenix_venv_dir"]
 
 PHOENIX_VERSION = "20.26.1"
 _REQUIREMENTS = (f"arize-phoenix=={PHOENIX_VERSION}",)
-_STAMP = ".qwen-agent-venv.json"
 
 
 def phoenix_venv_dir(root: Path | None = None) -> Path:
-    return (root or cache_dir()) / "venvs" / f"arize-phoenix-{PHOENIX_VERSION}"
-
-
-def _ready(venv: Path) -> bool:
-    try:
-        stamp = json.loads((venv / _STAMP).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return stamp.get("requirements") == list(_REQUIREMENTS) and (venv / "bin" / "phoenix").exists()
-
-
-def _check(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise VenvInstallError(f"{what} (`{' '.join(cmd[:4])} ...` exited with {proc.returncode}):\n{tail}", tail)
-
-
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)  # our project's paths must not leak into Phoenix's interpreter
-    env.pop("VIRTUAL_ENV", None)
-    return env
+    return private_venv_dir(f"arize-phoenix-{PHOENIX_VERSION}", root)
 
 
 def ensure_phoenix_venv(root: Path | None = None) -> Path:
     """The venv with Phoenix installed, built first when needed (a few minutes; pip's cache helps)."""
-    venv = phoenix_venv_dir(root)
-    if _ready(venv):
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(venv.with_name("." + venv.name + ".lock"))):
-        if _ready(venv):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)  # no stamp: an interrupted install, never trusted
-        try:
-            _check([sys.executable, "-m", "venv", os.fspath(venv)], "creating the Phoenix venv failed")
-            py = os.fspath(venv / "bin" / "python")
-            _check([py, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", *_REQUIREMENTS],
-                   "pip could not install Arize Phoenix; check the network and package index settings")
-            _check([py, "-c", "import phoenix.server.main"], "the installed Phoenix does not import", _clean_env())
-        except BaseException:
-            shutil.rmtree(venv, ignore_errors=True)
-            raise
-        (venv / _STAMP).write_text(json.dumps({"requirements": list(_REQUIREMENTS),
-                                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}), encoding="utf-8")
-    return venv
+    return ensure_private_venv(f"arize-phoenix-{PHOENIX_VERSION}", _REQUIREMENTS, verify="import phoenix.server.main",
+                               root=root)
 
 
 class PhoenixServer:
@@ -102,7 +56,7 @@ class PhoenixServer:
         return f"{self.base_url}/v1/traces"
 
     def start(self) -> Self:
-        env = _clean_env()
+        env = clean_env()
         env.update({"PHOENIX_WORKING_DIR": str(self._workdir), "PHOENIX_HOST": "127.0.0.1",
                     "PHOENIX_PORT": str(self.port), "PHOENIX_GRPC_PORT": str(self.grpc_port),
                     "PHOENIX_TELEMETRY_ENABLED": "false", "DO_NOT_TRACK": "1"})
