@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip
 TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,eval,trace,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env phoenix-env llamafactory-env browser venv install-demo install-test model bench clean
+.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env phoenix-env trainer-loaders-env browser venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ lint: install-test
 
 # Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
-test: install-test lint vllm-env phoenix-env llamafactory-env browser
+test: install-test lint vllm-env phoenix-env trainer-loaders-env browser
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
 	.ci/sandbox-nonroot
 
@@ -64,9 +64,9 @@ browser:
 phoenix-env: install-test
 	$(BIN)/python -m qwen_agent.testing.phoenix --prepare-only
 
-# LLaMA-Factory's loader for the export tests, in its own cached venv (~2.2 GB, once per machine).
-llamafactory-env: install-test
-	$(BIN)/python -m qwen_agent.testing.llamafactory_env
+# LLaMA-Factory's and Axolotl's loaders for the export tests, in their own cached venv (~2.2 GB, once per machine).
+trainer-loaders-env: install-test
+	$(BIN)/python -m qwen_agent.testing.trainer_loaders
 
 vllm-env: install-test
 	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b

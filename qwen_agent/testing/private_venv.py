@@ -38,13 +38,13 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def _ready(venv: Path, requirements: Sequence[str], remove: Sequence[str]) -> bool:
+def _ready(venv: Path, requirements: Sequence[str], no_deps: Sequence[str], remove: Sequence[str]) -> bool:
     try:
         stamp = json.loads((venv / _STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (stamp.get("requirements") == list(requirements) and stamp.get("removed", []) == list(remove)
-            and (venv / "bin" / "python").exists())
+    return (stamp.get("requirements") == list(requirements) and stamp.get("no_deps", []) == list(no_deps)
+            and stamp.get("removed", []) == list(remove) and (venv / "bin" / "python").exists())
 
 
 def _check(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
@@ -54,16 +54,17 @@ def _check(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None
         raise VenvInstallError(f"{what} (`{' '.join(cmd[:4])} ...` exited with {proc.returncode}):\n{tail}", tail)
 
 
-def ensure_private_venv(name: str, requirements: Sequence[str], *, verify: str, remove: Sequence[str] = (),
-                        root: Path | None = None) -> Path:
-    """The venv ``name`` with ``requirements`` installed (``remove`` uninstalled after), built when needed;
-    ``verify`` is Python code that must run in it (an import) before it is stamped ready."""
+def ensure_private_venv(name: str, requirements: Sequence[str], *, verify: str, no_deps: Sequence[str] = (),
+                        remove: Sequence[str] = (), root: Path | None = None) -> Path:
+    """The venv ``name`` with ``requirements`` installed, then ``no_deps`` without their dependencies, then
+    ``remove`` uninstalled, built when needed; ``verify`` is Python code that must run in it (imports) before it is
+    stamped ready."""
     venv = private_venv_dir(name, root)
-    if _ready(venv, requirements, remove):
+    if _ready(venv, requirements, no_deps, remove):
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv.with_name("." + venv.name + ".lock"))):
-        if _ready(venv, requirements, remove):
+        if _ready(venv, requirements, no_deps, remove):
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         try:
@@ -72,13 +73,15 @@ def ensure_private_venv(name: str, requirements: Sequence[str], *, verify: str, 
             pip = [py, "-m", "pip", "--no-input", "--disable-pip-version-check"]
             _check([*pip, "install", *requirements],
                    f"pip could not install {' '.join(requirements)}; check the network and package index settings")
+            if no_deps:
+                _check([*pip, "install", "--no-deps", *no_deps], f"pip could not install {' '.join(no_deps)}")
             if remove:
                 _check([*pip, "uninstall", "-y", *remove], f"pip could not uninstall {' '.join(remove)}")
             _check([py, "-I", "-c", verify], f"the {name} venv does not work (`{verify}` failed)", clean_env())
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
-        stamp = {"requirements": list(requirements), "removed": list(remove),
+        stamp = {"requirements": list(requirements), "no_deps": list(no_deps), "removed": list(remove),
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (venv / _STAMP).write_text(json.dumps(stamp), encoding="utf-8")
     return venv

@@ -14,7 +14,8 @@
   ``function_call`` slot holds only the calls.
 * ``axolotl`` — Axolotl's ``type: chat_template`` rows: ``messages`` with assistant ``tool_calls`` whose
   ``arguments`` are JSON objects (the chat template iterates them), ``role: tool`` results with ``tool_call_id``
-  and ``name``, and ``tools``.
+  and ``name``, and ``tools``; like the ShareGPT export, a run is cut back to its last assistant turn (Axolotl warns
+  that a last turn it cannot train on misplaces the end-of-turn label).
 """
 
 from __future__ import annotations
@@ -130,4 +131,6 @@ def axolotl_record(run: Trajectory) -> dict[str, Any] | None:
             d["tool_call_id"] = m.tool_call_id
             d["name"] = m.name or names.get(m.tool_call_id or "", "")
         out.append(d)
+    while out[-1]["role"] != "assistant":  # the any() above guarantees one
+        out.pop()
     return {"messages": out, "tools": [t.to_openai() for t in run.typed_tools()]}
