@@ -97,23 +97,25 @@ class Agent:
             genai.OPERATION: "invoke_agent", genai.AGENT_NAME: self.name, genai.PROVIDER: self.model.trace_provider,
             genai.REQUEST_MODEL: self.model.model or None, **self.trace_attributes,
         })
-        result: AgentResult | None = None
+        ended = False
         try:
             async for event in self._events(messages, span):
                 if isinstance(event, FinalAnswer):
-                    result = event.result
+                    # Before the consumer sees it: one that stops reading at the answer still gets the run
+                    # recorded and its span ended now, not whenever the generator is collected.
+                    ended = True
+                    self._finish_run(span, event.result)
                 yield event
         except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
+            if not ended and not isinstance(exc, GeneratorExit):
                 span.error(type(exc).__name__, str(exc)[:500])
             raise
         finally:
-            if result is not None:
-                self._finish_run(span, result)
-            span.end()
+            if not ended:
+                span.end()
 
     def _finish_run(self, span: Span, result: AgentResult) -> None:
-        """Outcome attributes on the run's span; the trajectory to the recorder."""
+        """Outcome attributes on the run's span, which ends here; the trajectory to the recorder."""
         if span.recording:
             span.set_many({genai.USAGE_INPUT: result.usage.prompt_tokens,
                            genai.USAGE_OUTPUT: result.usage.completion_tokens,
@@ -122,6 +124,7 @@ class Agent:
                 span.error(result.error_type, result.error)
             if capture_content():
                 span.set(genai.OUTPUT_MESSAGES, genai.messages_json([Message.assistant(result.answer)]))
+        span.end()
         if self.recorder is not None:
             self.recorder.write(self.trajectory(result))
 
