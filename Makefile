@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
-TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,eval,trace,dev
+TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,eval,ray,pgvector,trace,dev
 PYTEST_ARGS ?=
 
 .PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env phoenix-env trainer-loaders-env browser venv install-demo install-test model bench clean

@@ -48,6 +48,7 @@ LLM_PUBLIC = [
     "ModelSpec",
     "ModelSpecError",
     "OpenAICompatible",
+    "OpenAIReplicas",
     "SamplingParams",
     "ToolChoice",
     "Transformers",

@@ -150,6 +150,7 @@ class Agent:
         usage = Usage(prompt_tokens=0, completion_tokens=0)
         made: set[str] = set()  # keys of the calls already run in this run
         tool_choice: ToolChoice = "auto"
+        corrected = False  # a refused call (unknown function, arguments that break its schema) is told once
         for step in range(1, self.max_steps + 1):
             started = time.perf_counter()
             response: ChatResponse | None = None
@@ -180,9 +181,23 @@ class Agent:
                                    discarded=True)
                 tool_choice = "none"
                 continue
+            if response.refused_calls and not calls and corrected:
+                # Told once already and still no valid call: this reply is dropped and an answer is required.
+                logger.info("step %d made only refused calls again; asking for the answer instead", step)
+                yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started,
+                                   discarded=True)
+                tool_choice = "none"
+                continue
             transcript.append(response.message)
             yield StepFinished(step=step, response=response, elapsed_s=time.perf_counter() - started)
+            refusal = None
+            if response.refused_calls and not corrected and step < self.max_steps:
+                corrected = True
+                refusal = Message.user(render_note("call_refused", errors=response.refused_calls))
             if not calls:
+                if refusal is not None:
+                    transcript.append(refusal)
+                    continue
                 if response.parse_errors and step < self.max_steps:
                     transcript.append(Message.user(render_note("unreadable_call", errors=response.parse_errors)))
                     continue
@@ -191,6 +206,8 @@ class Agent:
             made.update(_call_key(c) for c in calls)
             async for event in self._run_tools(step, calls, transcript, parent):
                 yield event
+            if refusal is not None:  # some calls ran, others were refused: the results, then why
+                transcript.append(refusal)
         yield FinalAnswer(result=self._result(transcript, self.max_steps, "max_steps", usage))
 
     async def arun(self, messages: Iterable[MessageLike] | str) -> AgentResult:

@@ -75,7 +75,11 @@ def _common(p: argparse.ArgumentParser, limit_help: str) -> None:
     g.add_argument("--n-ctx", type=int, default=8192, help="context window of an embedded model")
     r = p.add_argument_group("run")
     r.add_argument("--limit", type=int, default=None, help=limit_help)
-    r.add_argument("--workers", type=int, default=1, help="items in flight (for servers that batch, e.g. vLLM)")
+    r.add_argument("--workers", type=int, default=1, help="items in flight (for servers that batch, e.g. vLLM); "
+                                                          "with --ray: Ray actors, each with its own model")
+    r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run items on Ray actors: a private local cluster on 127.0.0.1 (no ADDRESS), or a running "
+                        "cluster ('auto', 'ray://head:10001'); records still go to --out in order, --resume works")
     r.add_argument("--out", type=Path, default=None, help="output folder (default: eval-runs/<suite>-<time>)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out without redoing its items")
     r.add_argument("--label", default=None, help="name of the run in summaries (default: the folder's name)")
@@ -123,7 +127,12 @@ def _run(suite: Suite, args: argparse.Namespace, console: Console) -> int:
             from qwen_agent.trajectories import TrajectoryRecorder
 
             recorder = TrajectoryRecorder(args.record)
-        summary: RunSummary = run_eval(suite, settings, out, resume=args.resume, progress=progress,
+        ray = None
+        if args.ray is not None:
+            from qwen_agent.batch import RayOptions
+
+            ray = RayOptions(address=args.ray, workers=args.workers)
+        summary: RunSummary = run_eval(suite, settings, out, resume=args.resume, progress=progress, ray=ray,
                                        recorder=recorder)
     console.print(markdown_summary(summary), highlight=False, markup=False, soft_wrap=True)
     console.print(f"[dim]records, summary.json and summary.md in {escape(str(out))}[/]", highlight=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,11 +11,12 @@ from rich.markup import escape
 
 from qwen_agent.cli.backend import add_model_options, build_model
 from qwen_agent.cli.render import EventPrinter
+from qwen_agent.paths import default_index_dir
 
 if TYPE_CHECKING:
     from qwen_agent.retrieval import IndexReport, KnowledgeBase
 
-__all__ = ["cmd_ask", "cmd_index", "default_store", "register"]
+__all__ = ["cmd_ask", "cmd_index", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,15 +38,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ask.set_defaults(handler=cmd_ask)
 
 
-def default_store(docs: Path) -> Path:
-    """Where the index of ``docs`` lives unless told otherwise: one folder per documents folder, in the cache."""
-    from qwen_agent.llm.distribution.store import cache_dir
-
-    docs = docs.resolve()
-    digest = hashlib.sha256(str(docs).encode()).hexdigest()[:12]
-    return cache_dir() / "indexes" / f"{docs.name}-{digest}"
-
-
 def _build(docs: Path, store: Path, model: str | None, console: Console) -> KnowledgeBase:
     from qwen_agent.retrieval import KnowledgeBase
 
@@ -65,7 +56,7 @@ def _summary(report: IndexReport) -> str:
 
 
 def cmd_index(args: argparse.Namespace, console: Console) -> int:
-    store = args.store or default_store(args.docs)
+    store = args.store or default_index_dir(args.docs)
     kb = _build(args.docs, store, args.embedding_model, console)
     stats = kb.stats()
     kb.close()
@@ -79,7 +70,7 @@ def cmd_ask(args: argparse.Namespace, console: Console) -> int:
     from qwen_agent.retrieval import KnowledgeBase
 
     if args.docs is not None:
-        kb = _build(args.docs, default_store(args.docs), args.embedding_model, console)
+        kb = _build(args.docs, default_index_dir(args.docs), args.embedding_model, console)
     else:
         kb = KnowledgeBase.open(args.store, model=args.embedding_model)
     agent = Assistant(build_model(args), knowledge=kb, token_budget=args.token_budget)

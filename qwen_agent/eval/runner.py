@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from qwen_agent.batch.cluster import RayOptions
 from qwen_agent.eval.errors import EvalDataError, EvalRunError
 from qwen_agent.eval.records import (
     ITEMS_FILE,
@@ -68,6 +70,7 @@ async def arun_eval(
     resume: bool = False,
     model: ChatModel | None = None,
     progress: ProgressCallback | None = None,
+    ray: RayOptions | None = None,
     recorder: TrajectoryRecorder | None = None,
 ) -> RunSummary:
     """Run ``suite`` and return its summary.
@@ -75,9 +78,15 @@ async def arun_eval(
     With ``out``, each finished item is appended to ``out/items.jsonl`` and ``summary.json`` / ``summary.md`` are
     written at the end (also after an interruption, for the items done). ``resume=True`` continues a run in
     ``out`` without redoing its items; its settings must match, except ``limit``, ``workers`` and ``label``.
-    ``model`` overrides ``settings.model`` (the caller then owns it and closes it). ``recorder`` gets every
-    finished item's transcript as a `Trajectory` with its score (``qwen-agent eval --record``).
+    ``model`` overrides ``settings.model`` (the caller then owns it and closes it).
+    ``ray`` runs the items on Ray actors (``ray.workers`` of them, each building its own model from ``settings``;
+    ``model`` must then be None): records arrive and are written in item order, and the items of an actor that
+    dies are run again elsewhere, so a resumed or finished run holds each item exactly once. ``recorder`` gets every
+    finished item's transcript as a `Trajectory` with its score (``qwen-agent eval --record``; on Ray without the
+    tool schemas, which stay in the actors).
     """
+    if ray is not None and model is not None:
+        raise EvalRunError("a Ray run builds its model in each actor from settings.model; pass no model object")
     settings = settings or EvalSettings()
     folder = Path(out) if out is not None else None
     label = settings.label or (folder.name if folder is not None else suite.name)
@@ -92,32 +101,20 @@ async def arun_eval(
     wanted = {item.id for item in items}
     done = {r.id: r for r in previous if r.id in wanted}
     pending = [item for item in items if item.id not in done]
-    owned = model is None
-    if model is None:
-        model = _build_model(settings, suite)
+    owned = model is None and ray is None
+    if model is None and ray is None:
+        model = build_model(settings, suite)
     params = settings.sampling(suite.default_max_tokens)
-    ctx = RunContext(model, settings, params)
+    ctx = RunContext(model, settings, params) if model is not None else None
     started = time.perf_counter()
     finished: dict[str, ItemRecord] = dict(done)
     state = {"score": sum(r.score for r in done.values()), "errors": sum(r.error is not None for r in done.values())}
     semaphore = asyncio.Semaphore(settings.workers)
     stopping = asyncio.Event()  # set by a fatal error: start no further items
 
-    async def one(item: EvalItem) -> None:
-        async with semaphore:
-            if stopping.is_set():
-                return
-            try:
-                record, outcome = await _run_one(suite, item, ctx)
-            except BaseException:
-                stopping.set()
-                raise
-        if recorder is not None and outcome is not None and outcome.transcript:
-            recorder.write(Trajectory.build(
-                outcome.transcript, outcome.tools, agent=f"eval:{suite.name}", model=model.model,
-                provider=model.trace_provider, format=ctx.function_calling.format, mode=ctx.function_calling.mode,
-                prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
-                score=record.score, task_id=item.id, metadata={"suite": suite.name, "category": item.category or ""}))
+    def record_done(item: EvalItem, record: ItemRecord, outcome: ItemOutcome | None = None) -> None:
+        if recorder is not None and (record.transcript or (outcome is not None and outcome.transcript)):
+            recorder.write(_trajectory(suite, settings, model, item, record, outcome))
         finished[item.id] = record
         if item_log is not None:
             item_log.append(record)
@@ -127,14 +124,29 @@ async def arun_eval(
             progress(EvalProgress(done=len(finished), total=len(items), score=state["score"] / len(finished),
                                   errors=int(state["errors"]), record=record))
 
+    async def one(item: EvalItem) -> None:
+        assert ctx is not None
+        async with semaphore:
+            if stopping.is_set():
+                return
+            try:
+                record, outcome = await _run_item(suite, item, ctx)
+            except BaseException:
+                stopping.set()
+                raise
+        record_done(item, record, outcome)
+
     try:
-        tasks = [asyncio.ensure_future(one(item)) for item in pending]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if ray is not None:
+            await _run_on_ray(suite, settings, pending, ray, record_done)
+        else:
+            tasks = [asyncio.ensure_future(one(item)) for item in pending]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         records = [finished[item.id] for item in items if item.id in finished]
         summary = summarize(suite.name, label, suite.primary, stored, records, suite.categories(),
@@ -142,10 +154,29 @@ async def arun_eval(
         if folder is not None and records:
             write_json_atomic(folder / SUMMARY_FILE, summary.model_dump_json(indent=1))
             write_json_atomic(folder / TABLE_FILE, markdown_summary(summary))
-        if owned:
+        if owned and model is not None:
             await model.aclose()
         await suite.aclose()
     return summary
+
+
+async def _run_on_ray(suite: Suite, settings: EvalSettings, pending: list[EvalItem], options: RayOptions,
+                      record_done: Callable[[EvalItem, ItemRecord], None]) -> None:
+    """The items on Ray actors (`distributed.EvalWorker`), their records handed to ``record_done`` in order."""
+    from qwen_agent.batch import RayPool, connect_ray, disconnect_ray
+    from qwen_agent.eval.distributed import EvalWorker
+
+    started_cluster = connect_ray(options)
+    pool: RayPool[EvalItem, ItemRecord] | None = None
+    try:
+        pool = RayPool(functools.partial(EvalWorker, suite, settings), options)
+        async for index, record in pool.map(pending):
+            record_done(pending[index], record)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if started_cluster:
+            disconnect_ray()
 
 
 def read_settings(folder: Path | str) -> dict[str, Any]:
@@ -187,7 +218,25 @@ def rescore_run(suite: Suite, folder: Path | str) -> RunSummary:
     return summary
 
 
-async def _run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> tuple[ItemRecord, ItemOutcome | None]:
+async def run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
+    """One item's record (what a Ray actor returns)."""
+    return (await _run_item(suite, item, ctx))[0]
+
+
+def _trajectory(suite: Suite, settings: EvalSettings, model: ChatModel | None, item: EvalItem, record: ItemRecord,
+                outcome: ItemOutcome | None) -> Trajectory:
+    fc = settings.function_calling()
+    fields: dict[str, Any] = {
+        "agent": f"eval:{suite.name}", "model": model.model if model is not None else (settings.model or ""),
+        "provider": model.trace_provider if model is not None else "", "format": fc.format, "mode": fc.mode,
+        "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "score": record.score,
+        "task_id": item.id, "metadata": {"suite": suite.name, "category": item.category or ""}}
+    if outcome is not None:
+        return Trajectory.build(outcome.transcript, outcome.tools, **fields)
+    return Trajectory(messages=list(record.transcript or []), **fields)
+
+
+async def _run_item(suite: Suite, item: EvalItem, ctx: RunContext) -> tuple[ItemRecord, ItemOutcome | None]:
     started = time.perf_counter()
     try:
         outcome = await suite.run_item(item, ctx)
@@ -252,7 +301,7 @@ def _check_unique(items: list[EvalItem]) -> None:
         seen.add(item.id)
 
 
-def _build_model(settings: EvalSettings, suite: Suite) -> ChatModel:
+def build_model(settings: EvalSettings, suite: Suite) -> ChatModel:
     from qwen_agent.llm.spec import ModelSpec, load_model
 
     spec = ModelSpec.parse(settings.model)

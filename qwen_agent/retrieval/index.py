@@ -1,4 +1,12 @@
-"""FAISS vector index: exact flat search for small corpora, HNSW (or IVF) when large; chosen automatically.
+"""FAISS vector index: exact flat search for small corpora, HNSW (or IVF) when large, IVF-PQ with its inverted
+lists on disk beyond RAM; chosen automatically by size.
+
+IVF-PQ on disk (``ivfpq``): vectors are stored as product-quantised codes (``dim / 8`` bytes each, 48 B at 384 dims
+instead of 1,536 B) in inverted lists that live in a memory-mapped ``.ivfdata`` file next to the index
+(`faiss.OnDiskInvertedLists`), so only the coarse centroids and the codebooks stay in RAM and the OS pages lists in
+as queries touch them. It is approximate twice over (probe ``IVFPQ_NPROBE`` of the lists, compare compressed
+codes), so it is what ``auto`` picks only above ``ONDISK_MIN`` vectors, where HNSW's full vectors plus graph no
+longer fit a normal machine's memory.
 
 The index maps FAISS ids to store chunk ids (IndexIDMap2), and is a derived cache of the vectors kept in the
 SQLite store: it can always be rebuilt from them, which is what happens after deletions from HNSW (FAISS's
@@ -19,7 +27,8 @@ from qwen_agent.durable import fsync_dir
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.models import IndexKind
 
-__all__ = ["FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "IVF_NPROBE", "VectorIndex", "choose_kind"]
+__all__ = ["FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "IVFPQ_NPROBE", "IVF_NPROBE", "ONDISK_MIN",
+           "VectorIndex", "choose_kind", "ondisk_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +38,11 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 16
+# Above this many vectors (~3 GB of float32 at 384 dims, before HNSW's graph) `auto` keeps the lists on disk.
+ONDISK_MIN = 2_000_000
+IVFPQ_NPROBE = 32
+#: Training points for the coarse quantiser and the PQ codebooks (a sample: training on millions buys little).
+IVFPQ_TRAIN_MAX = 100_000
 
 
 def _faiss() -> Any:
@@ -38,10 +52,26 @@ def _faiss() -> Any:
 
 
 def choose_kind(n_vectors: int, requested: IndexKind = "auto") -> str:
-    """``auto`` picks flat up to FLAT_MAX vectors and HNSW beyond (sub-millisecond search at 100k, ~99% recall)."""
+    """``auto`` picks flat up to FLAT_MAX vectors, HNSW beyond (sub-millisecond search at 100k, ~99% recall) and
+    IVF-PQ with on-disk lists from ONDISK_MIN on."""
     if requested != "auto":
         return requested
-    return "flat" if n_vectors <= FLAT_MAX else "hnsw"
+    if n_vectors <= FLAT_MAX:
+        return "flat"
+    return "hnsw" if n_vectors < ONDISK_MIN else "ivfpq"
+
+
+def ondisk_path(index_path: Path) -> Path:
+    """Where the inverted lists of the IVF-PQ index saved at ``index_path`` live (same folder, same stem)."""
+    return index_path.with_suffix(".ivfdata")
+
+
+def _pq_subquantizers(dim: int) -> int:
+    """Sub-vectors of 8 dimensions (or the largest divisor of ``dim`` up to dim/8): one byte of code each."""
+    for m in range(max(1, dim // 8), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1
 
 
 class VectorIndex:
@@ -51,12 +81,23 @@ class VectorIndex:
         self._index = index
         self.kind = kind
         self.dim = dim
+        #: The on-disk inverted lists of an IVF-PQ index built here (kept alive as long as the index uses them).
+        self._lists: Any = None
+        self._keep: Any = None
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, dim: int, requested: IndexKind = "auto") -> VectorIndex:
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, dim: int, requested: IndexKind = "auto", *,
+              ondisk: Path | None = None) -> VectorIndex:
+        """Index ``vectors`` under ``ids``. For ``ivfpq``, ``ondisk`` is the ``.ivfdata`` file its inverted lists
+        are written to (`ondisk_path` of where the index will be saved); None keeps them in memory."""
         faiss = _faiss()
         n = len(ids)
         kind = choose_kind(n, requested)
+        if kind == "ivfpq":
+            if n >= 1000:
+                return cls._build_ivfpq(vectors, ids, dim, ondisk)
+            logger.info("IVF-PQ needs training data; %d vectors are too few, using a flat index", n)
+            kind = "flat"
         if kind == "ivf" and n < 256:
             logger.info("IVF needs training data; %d vectors are too few, using a flat index", n)
             kind = "flat"
@@ -73,19 +114,45 @@ class VectorIndex:
             inner.train(np.ascontiguousarray(vectors, dtype=np.float32))
             inner.nprobe = IVF_NPROBE
         else:
-            raise StoreError(f"Unknown index kind '{kind}'; use auto, flat, ivf or hnsw.")
+            raise StoreError(f"Unknown index kind '{kind}'; use auto, flat, ivf, hnsw or ivfpq.")
         index = faiss.IndexIDMap2(inner)
         index_obj = cls(index, kind, dim)
         if n:
             index_obj.add(vectors, ids)
         return index_obj
 
+    @classmethod
+    def _build_ivfpq(cls, vectors: np.ndarray, ids: np.ndarray, dim: int, ondisk: Path | None) -> VectorIndex:
+        faiss = _faiss()
+        n = len(ids)
+        nlist = max(16, min(int(4 * math.sqrt(n)), n // 39, 65_536))
+        quantizer = faiss.IndexFlatIP(dim)
+        inner = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_subquantizers(dim), 8, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = vectors if n <= IVFPQ_TRAIN_MAX else vectors[np.sort(rng.choice(n, IVFPQ_TRAIN_MAX, replace=False))]
+        inner.train(np.ascontiguousarray(sample, dtype=np.float32))
+        if ondisk is not None:
+            ondisk.unlink(missing_ok=True)
+            lists = faiss.OnDiskInvertedLists(nlist, inner.code_size, str(ondisk))
+            inner.replace_invlists(lists, False)
+        inner.nprobe = IVFPQ_NPROBE
+        index = cls(inner, "ivfpq", dim)
+        index._lists = lists if ondisk is not None else None
+        for start in range(0, n, 65_536):  # add in slices: the codes go to disk, the float copies stay small
+            index.add(vectors[start:start + 65_536], ids[start:start + 65_536])
+        return index
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     @property
     def can_remove(self) -> bool:
-        return self.kind != "hnsw"
+        return self.kind not in ("hnsw", "ivfpq")
+
+    @property
+    def can_add(self) -> bool:
+        """False for on-disk IVF-PQ: its lists belong to one generation, so a change writes a new index."""
+        return self.kind != "ivfpq"
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         self._index.add_with_ids(
@@ -105,8 +172,18 @@ class VectorIndex:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
 
     def save(self, path: Path) -> None:
-        """Write to ``path`` atomically: a temp file in the same folder, fsync'd, then renamed over ``path``."""
+        """Write to ``path`` atomically: a temp file in the same folder, fsync'd, then renamed over ``path``.
+        An on-disk IVF-PQ index must have been built with ``ondisk=ondisk_path(path)``; its lists are fsync'd too."""
         faiss = _faiss()
+        if self.kind == "ivfpq" and self._lists is not None:
+            lists_file = ondisk_path(path)
+            if not lists_file.exists():
+                raise StoreError(f"the IVF-PQ lists of {path} must be built at {lists_file}")
+            fd = os.open(lists_file, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the lists were written through a shared mmap: same page cache, same fsync
+            finally:
+                os.close(fd)
         tmp = path.with_name(path.name + ".tmp")
         faiss.write_index(self._index, str(tmp))
         fd = os.open(tmp, os.O_RDONLY)
@@ -120,12 +197,23 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path, kind: str, dim: int) -> VectorIndex:
         faiss = _faiss()
-        index = faiss.read_index(str(path))
+        if kind == "ivfpq" and ondisk_path(path).exists():
+            # Lists stay on disk: memory-mapped from the .ivfdata next to the index, wherever the folder moved.
+            index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        else:
+            index = faiss.read_index(str(path))
         if index.d != dim:
             raise StoreError(f"{path} holds {index.d}-dim vectors, expected {dim}")
+        raw = index
+        if kind == "ivfpq":
+            index = faiss.downcast_index(raw)  # IVF-PQ carries its own ids: no IDMap around it
         inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
         if kind == "hnsw":
             inner.hnsw.efSearch = HNSW_EF_SEARCH
         elif kind == "ivf":
             inner.nprobe = IVF_NPROBE
-        return cls(index, kind, dim)
+        elif kind == "ivfpq":
+            inner.nprobe = IVFPQ_NPROBE
+        loaded = cls(index, kind, dim)
+        loaded._keep = raw  # the downcast proxy does not own the index: the object read from disk must stay alive
+        return loaded

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -21,17 +21,24 @@ from qwen_agent.retrieval.discovery import FoundFile, discover
 from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedder
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.fusion import FusionConfig, fuse
-from qwen_agent.retrieval.index import VectorIndex, choose_kind
+from qwen_agent.retrieval.hits import row_hit, whole_documents
+from qwen_agent.retrieval.index import VectorIndex, choose_kind, ondisk_path
 from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
 from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
+from qwen_agent.retrieval.pgvector_store import PgVectorStore, open_synced
 from qwen_agent.retrieval.search import Reranker
 from qwen_agent.retrieval.store import Store
+from qwen_agent.retrieval.vector_store import VectorStore
 from qwen_agent.tracing import genai
 from qwen_agent.tracing.api import capture_content, start_span
 
 __all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
 
 logger = logging.getLogger(__name__)
+
+#: Candidates an IVF-PQ index proposes per wanted hit before exact re-scoring (recall@10 0.34 -> 0.79 at x4,
+#: 0.98 at x8, 1.00 at x16 on 100k clustered 384-dim vectors, ~1.5 ms either way: the codes rank, exact vectors decide).
+REFINE_FACTOR = 16
 
 
 class KnowledgeBaseConfig(BaseModel):
@@ -43,6 +50,12 @@ class KnowledgeBaseConfig(BaseModel):
     candidates: int = Field(default=50, description="Per-retriever candidate list length for fusion/reranking.")
     rerank_candidates: int = 20
     fusion: FusionConfig = Field(default_factory=FusionConfig)
+    #: Where vectors are searched: FAISS files next to the store (default), or a PostgreSQL + pgvector table.
+    vector_store: Literal["faiss", "pgvector"] = "faiss"
+    #: PostgreSQL connection string for ``pgvector`` (default: ``$QWEN_AGENT_PG_DSN``; never written to the store).
+    pg_dsn: str | None = None
+    #: Table for ``pgvector`` (default: one per store folder, `pgvector_store.default_table`).
+    pg_table: str | None = None
 
 
 class KnowledgeBase:
@@ -73,7 +86,7 @@ class KnowledgeBase:
             self._counter = embedder.token_counter() or count_tokens
         self._lock = threading.RLock()
         self._loaded_gen: int | None = None
-        self._vectors: VectorIndex | None = None
+        self._vectors: VectorStore | None = None
         self._bm25: BM25Index | None = None
         self.last_report: IndexReport | None = None
 
@@ -110,7 +123,20 @@ class KnowledgeBase:
         return kb
 
     def close(self) -> None:
+        if isinstance(self._vectors, PgVectorStore):
+            self._vectors.close()
         self._store.close()
+
+    def _uses_pgvector(self) -> bool:
+        """Chosen at the first write and remembered in the store, so reopening needs no option (only the DSN)."""
+        stored = self._store.get_meta("vector_store")
+        return (stored or self.config.vector_store) == "pgvector"
+
+    def _pg(self, dim: int) -> PgVectorStore:
+        if isinstance(self._vectors, PgVectorStore):
+            return self._vectors
+        table = self.config.pg_table or self._store.get_meta("pg_table")
+        return open_synced(self._store, self.config.pg_dsn, table, dim)
 
     def __enter__(self) -> Self:
         return self
@@ -183,6 +209,8 @@ class KnowledgeBase:
         store = self._store
         with self._lock:
             self._ensure_loaded()
+            # Opened (and re-synced if needed) before this write changes anything in SQLite.
+            pg = self._pg(self._dim()) if self._uses_pgvector() else None
             try:
                 with store.write():
                     gen = store.generation
@@ -203,10 +231,20 @@ class KnowledgeBase:
                     if new_ids and store.get_meta("model_id") is None:
                         store.set_meta("model_id", self.embedder.model_id)
                         store.set_meta("dim", str(self.embedder.dim))
-                    vindex = self._updated_vectors(removed, new_ids, vectors)
+                    vindex: VectorStore
+                    if pg is not None:
+                        # PostgreSQL commits first, stamped gen + 1: a crash before SQLite's commit leaves it one
+                        # generation ahead, which the next load sees and repairs from SQLite.
+                        pg.apply(np.asarray(removed, dtype=np.int64), np.asarray(new_ids, dtype=np.int64),
+                                 vectors, gen + 1)
+                        store.set_meta("vector_store", "pgvector")
+                        store.set_meta("pg_table", pg.table)
+                        vindex = pg
+                    else:
+                        vindex = self._updated_vectors(removed, new_ids, vectors)
+                        vindex.save(store.faiss_path(gen + 1))
                     chunk_ids, token_lists = store.all_tokens()
                     bm25 = BM25Index.build(token_lists, chunk_ids)
-                    vindex.save(store.faiss_path(gen + 1))
                     bm25.save(store.bm25_path(gen + 1))
                     store.set_meta("index_kind", vindex.kind)
                     store.set_meta("generation", str(gen + 1))
@@ -216,6 +254,7 @@ class KnowledgeBase:
             self._vectors, self._bm25, self._loaded_gen = vindex, bm25, gen + 1
             # The previous generation is no longer referenced (readers hold their indexes in memory).
             store.faiss_path(gen).unlink(missing_ok=True)
+            ondisk_path(store.faiss_path(gen)).unlink(missing_ok=True)
             shutil.rmtree(store.bm25_path(gen), ignore_errors=True)
             report.chunks_added, report.chunks_removed = len(new_ids), len(removed)
 
@@ -223,13 +262,14 @@ class KnowledgeBase:
         """Mutate the loaded index when its kind still fits and it supports the change; otherwise rebuild."""
         dim = self._dim()
         _, total, _ = self._store.counts()
-        current = self._vectors
+        current = self._vectors if isinstance(self._vectors, VectorIndex) else None
         kind = choose_kind(total, self.config.index_kind)
         if (
             current is not None
             and current.kind == kind
             and current.dim == dim
             and (not removed or current.can_remove)
+            and (not new_ids or current.can_add)
         ):
             if removed:
                 current.remove(np.asarray(removed, dtype=np.int64))
@@ -237,7 +277,9 @@ class KnowledgeBase:
                 current.add(vectors, np.asarray(new_ids, dtype=np.int64))
             return current
         ids, matrix = self._store.all_vectors(dim)
-        return VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+        # Called inside the write: on-disk IVF-PQ lists go next to the next generation's index file.
+        target = ondisk_path(self._store.faiss_path(self._store.generation + 1))
+        return VectorIndex.build(matrix, ids, dim, self.config.index_kind, ondisk=target)
 
     def _dim(self) -> int:
         stored = self._store.get_meta("dim")
@@ -256,14 +298,8 @@ class KnowledgeBase:
             dim = self._dim()
             _, total, _ = self._store.counts()
             kind = self._store.get_meta("index_kind") or choose_kind(total, self.config.index_kind)
-            try:
-                vectors = VectorIndex.load(self._store.faiss_path(gen), kind, dim)
-                if len(vectors) != total:
-                    raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
-            except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
-                logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
-                ids, matrix = self._store.all_vectors(dim)
-                vectors = VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+            vectors: VectorStore = self._load_pg(dim, gen, total) if self._uses_pgvector() \
+                else self._load_faiss(dim, gen, total, kind)
             try:
                 bm25 = BM25Index.load(self._store.bm25_path(gen))
                 if len(bm25) != total:
@@ -273,6 +309,26 @@ class KnowledgeBase:
                 chunk_ids, token_lists = self._store.all_tokens()
                 bm25 = BM25Index.build(token_lists, chunk_ids)
             self._vectors, self._bm25, self._loaded_gen = vectors, bm25, gen
+
+    def _load_faiss(self, dim: int, gen: int, total: int, kind: str) -> VectorIndex:
+        try:
+            vectors = VectorIndex.load(self._store.faiss_path(gen), kind, dim)
+            if len(vectors) != total:
+                raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
+            return vectors
+        except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
+            logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
+            ids, matrix = self._store.all_vectors(dim)
+            return VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+
+    def _load_pg(self, dim: int, gen: int, total: int) -> PgVectorStore:
+        """The table, re-synced from SQLite when another writer or a crash left it at another generation."""
+        pg = self._pg(dim)
+        if pg.generation != gen or len(pg) != total:
+            pg.close()
+            self._vectors = None
+            pg = self._pg(dim)
+        return pg
 
     # --- searching --------------------------------------------------------------------------------------------
     def search(
@@ -328,7 +384,7 @@ class KnowledgeBase:
         rankings = []
         if mode in ("vector", "hybrid"):
             vector = self.embedder.embed_query(query) if query_vector is None else query_vector
-            rankings.append(vectors.search(vector, wanted))
+            rankings.append(self._vector_search(vectors, vector, wanted))
         if mode in ("bm25", "hybrid"):
             rankings.append(bm25.search(query, wanted))
         if mode == "hybrid":
@@ -344,7 +400,19 @@ class KnowledgeBase:
             ranked = sorted(zip((cid for cid, _ in head), scores, strict=True), key=lambda kv: -kv[1])
         top = ranked[:k]
         rows = self._store.chunk_rows([cid for cid, _ in top])
-        return [_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
+        return [row_hit(rows[cid], score, cid) for cid, score in top if cid in rows]
+
+    def _vector_search(self, vectors: VectorStore, vector: np.ndarray, wanted: int) -> list[tuple[int, float]]:
+        """Nearest chunks; a compressed (IVF-PQ) index proposes ``REFINE_FACTOR`` times more candidates, which are
+        re-scored with their exact vectors from the store, so its codes cost recall only at the proposal stage."""
+        if vectors.kind != "ivfpq":
+            return vectors.search(vector, wanted)
+        # The head is what a reply cites: refine it fully, the tail of a long hybrid candidate list 2x.
+        candidates = vectors.search(vector, max(wanted * 2, min(wanted, 10) * REFINE_FACTOR))
+        exact = self._store.vectors_for([cid for cid, _ in candidates])
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        scored = [(cid, float(exact[cid] @ query)) for cid, _ in candidates if cid in exact]
+        return sorted(scored, key=lambda kv: -kv[1])[:wanted]
 
     def context_for(
         self, query: str, token_budget: int, *, mode: SearchMode = "hybrid", max_hits: int = 20
@@ -356,7 +424,7 @@ class KnowledgeBase:
         """
         _, _, total = self._store.counts()
         if total and total <= token_budget:
-            whole = _whole_documents(self._store.all_sections())
+            whole = whole_documents(self._store.all_sections())
             cost = sum(n + self._counter(h.citation) + 4 for h, n in whole)
             if cost <= token_budget:
                 return [h for h, _ in whole]
@@ -369,24 +437,3 @@ class KnowledgeBase:
                 used += cost
         return chosen
 
-
-def _hit(row: dict[str, Any], score: float, chunk_id: int | None) -> Hit:
-    return Hit.build(
-        text=row["text"], source=row["source"], path=row["path"], page=row["page"], heading=row["heading"],
-        sheet=row["sheet"], position=row.get("position", row.get("ord")), score=score, chunk_id=chunk_id,
-    )
-
-
-def _whole_documents(sections: list[dict[str, Any]]) -> list[tuple[Hit, int]]:
-    """Merge consecutive sections of the same document and page/sheet into one hit (keeps page citations)."""
-    merged: list[tuple[dict[str, Any], list[str], int]] = []
-    for sec in sections:
-        key = (sec["path"], sec["page"], sec["sheet"])
-        if merged and (merged[-1][0]["path"], merged[-1][0]["page"], merged[-1][0]["sheet"]) == key:
-            head, texts, n = merged[-1]
-            texts.append(f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"])
-            merged[-1] = (head, texts, n + sec["n_tokens"])
-        else:
-            text = f"{sec['heading']}\n{sec['text']}" if sec["heading"] else sec["text"]
-            merged.append((sec, [text], sec["n_tokens"]))
-    return [(_hit({**head, "text": "\n\n".join(texts), "heading": None}, 1.0, None), n) for head, texts, n in merged]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["Chunk", "FileError", "Hit", "IndexKind", "IndexReport", "SearchMode", "Section", "make_citation"]
 
 SearchMode = Literal["hybrid", "vector", "bm25"]
-IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
+IndexKind = Literal["auto", "flat", "ivf", "hnsw", "ivfpq"]
 
 
 class Section(BaseModel):

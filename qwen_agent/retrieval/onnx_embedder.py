@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qwen_agent.retrieval.e5_model import _cache_root
+from qwen_agent.paths import cache_dir
 from qwen_agent.retrieval.errors import EmbeddingError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _source_key(model_dir: Path, precision: str) -> str:
 
 def exported_model(model_dir: Path, precision: OnnxPrecision = "int8", cache: Path | None = None) -> Path:
     """Path of the cached ONNX file for ``model_dir`` (exported, optimised and quantised on first call)."""
-    root = (cache or _cache_root() / "onnx") / f"{model_dir.name}-{_source_key(model_dir, precision)}"
+    root = (cache or cache_dir() / "onnx") / f"{model_dir.name}-{_source_key(model_dir, precision)}"
     target = root / f"model-{precision}.onnx"
     with _EXPORT_LOCK:
         if target.is_file():

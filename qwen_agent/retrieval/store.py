@@ -200,6 +200,17 @@ class Store:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, [r[1].split(" ") if r[1] else [] for r in rows]
 
+    def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored (exact) vectors of some chunks: what re-ranks the candidates of a compressed index."""
+        out: dict[int, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = list(ids[start : start + 500])
+                marks = ",".join("?" * len(part))
+                for cid, blob in self._db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part):
+                    out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
     # --- lookups for search results ---------------------------------------------------------------------------
     def chunk_rows(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:

@@ -121,9 +121,9 @@ class Profiles:
         from qwen_agent.retrieval import KnowledgeBase
 
         if profile.docs is not None:
-            from qwen_agent.cli.knowledge import default_store
+            from qwen_agent.paths import default_index_dir
 
-            kb = KnowledgeBase.build(Path(profile.docs), default_store(Path(profile.docs)))
+            kb = KnowledgeBase.build(Path(profile.docs), default_index_dir(profile.docs))
         else:
             kb = KnowledgeBase.open(Path(profile.knowledge))  # type: ignore[arg-type]
         self._knowledge.append(kb)

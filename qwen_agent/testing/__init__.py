@@ -3,8 +3,9 @@ answering from a script or from `RuleModel`, a deterministic stand-in that reads
 
 from __future__ import annotations
 
+from qwen_agent.testing.instant import InstantModel
 from qwen_agent.testing.rule_model import RuleModel
 from qwen_agent.testing.script import RecordedRequest, ScriptedReply, ScriptedToolCall
 from qwen_agent.testing.scripted_server import ScriptedServer
 
-__all__ = ["RecordedRequest", "RuleModel", "ScriptedReply", "ScriptedServer", "ScriptedToolCall"]
+__all__ = ["InstantModel", "RecordedRequest", "RuleModel", "ScriptedReply", "ScriptedServer", "ScriptedToolCall"]

@@ -47,6 +47,7 @@ class ScriptedServer:
         check_model: bool = True,
         api_key: str | None = None,
         responder: Responder | None = None,
+        port: int = 0,
     ) -> None:
         #: Served by ``GET /models``; with ``check_model`` a request for another model gets a 404 like vLLM's.
         self.models = models or ["scripted-model"]
@@ -62,7 +63,8 @@ class ScriptedServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
+        #: 0 picks a free port; a fixed one lets a test stop a server and bring it back at the same address.
+        self.port = port
 
     # ---- public API -------------------------------------------------------------------------------------------
     @property
@@ -103,7 +105,7 @@ class ScriptedServer:
             asyncio.set_event_loop(self._loop)
             try:
                 self._server = self._loop.run_until_complete(
-                    asyncio.start_server(self._handle, "127.0.0.1", 0, reuse_address=True))
+                    asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True))
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # noqa: BLE001 - re-raised in the starting thread
                 errors.append(exc)

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from filelock import FileLock
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -36,6 +35,7 @@ from pydantic import BaseModel
 from qwen_agent.durable import fsync_dir
 from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry, WheelPart, get_entry
 from qwen_agent.llm.errors import ModelError, ModelNotFoundError
+from qwen_agent.paths import cache_dir
 
 __all__ = [
     "CATALOGUE",
@@ -95,12 +95,6 @@ ProgressCallback = Callable[[PullProgress], None]
 
 
 # ---- locations -------------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """The framework's cache root: ``$QWEN_AGENT_HOME`` or the platform's user cache dir (~/.cache/qwen-agent)."""
-    env = os.environ.get("QWEN_AGENT_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("qwen-agent", appauthor=False))
-
-
 def models_dir(root: Path | str | None = None) -> Path:
     """Where model files live: ``<cache>/models``."""
     return (Path(root) if root is not None else cache_dir()) / "models"

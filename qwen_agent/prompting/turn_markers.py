@@ -1,0 +1,76 @@
+"""Chat-template turn markers that leak into a reply's text, taken out of the answer.
+
+Qwen's template frames turns with ``<|im_start|>role`` ... ``<|im_end|>``. A server that does not stop on them (a
+missing stop token, a model that spells the marker as ordinary text pieces, vLLM with ``skip_special_tokens`` off)
+returns them inside the content: a user then reads ``<|im_start|>`` in the answer, or the model's imagined next turn
+after ``<|im_end|>``. What a marker means decides what happens: the end of a turn ends the answer; the opening of
+the assistant's own turn at the very start is dropped with its role line; an opening anywhere later starts a turn
+that is not the answer, so the answer ends there.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["MARKERS", "strip_turn_markers"]
+
+#: Qwen2/2.5's special tokens that never belong in an answer.
+MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+           "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>")
+
+_OPENING = re.compile(r"\A\s*<\|im_start\|>(?:assistant)?[ \t]*\n?")
+_ANY = re.compile("|".join(re.escape(m) for m in MARKERS))
+
+
+def strip_turn_markers(text: str) -> str:
+    """``text`` without turn markers: a leading ``<|im_start|>assistant`` line dropped, cut at the first other."""
+    if "<|" not in text:
+        return text
+    return _cut(text)[0]
+
+
+_OPENING_LINE = "<|im_start|>assistant\n"
+
+
+def _cut(text: str) -> tuple[str, bool]:
+    """`strip_turn_markers` without the final rstrip, and whether a marker ended the text."""
+    text = _OPENING.sub("", text, count=1)
+    found = _ANY.search(text)
+    return (text[: found.start()], True) if found else (text, False)
+
+
+def _partial_tail(text: str) -> int:
+    """Length of the longest end of ``text`` that a marker starts with (it may complete in the next chunk)."""
+    for k in range(min(len(text), max(map(len, MARKERS)) - 1), 0, -1):
+        tail = text[-k:]
+        if any(m.startswith(tail) for m in MARKERS):
+            return k
+    return 0
+
+
+class MarkerFilter:
+    """The streaming form of `strip_turn_markers`: what ``feed`` and ``flush`` return, joined, is the stripped
+    text, and nothing after an ending marker is ever returned."""
+
+    def __init__(self) -> None:
+        self._raw = ""
+        self._sent = 0
+        self._done = False
+
+    def feed(self, text: str) -> str:
+        if self._done or not text:
+            return ""
+        self._raw += text
+        if _OPENING_LINE.startswith(self._raw.lstrip()):
+            return ""  # still possibly the assistant's own opening line: wait
+        visible = self._raw[: len(self._raw) - _partial_tail(self._raw)]
+        clean, self._done = _cut(visible)
+        out, self._sent = clean[self._sent:], max(self._sent, len(clean))
+        return out
+
+    def flush(self) -> str:
+        if self._done:
+            return ""
+        self._done = True
+        clean, _ = _cut(self._raw)
+        return clean[self._sent:]
