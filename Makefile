@@ -6,10 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # torch is pinned to the CPU build 2.13.0 wherever it comes in (sentence-transformers would pull a CUDA one).
-TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,eval,ray,pgvector,dev
+TEST_EXTRAS ?= local,server,code,rag,mcp,web,transformers,serve,eval,ray,pgvector,trace,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env browser venv install-demo install-test model bench clean
+.PHONY: demo lint test test-vllm test-sandbox-nonroot vllm-env phoenix-env trainer-loaders-env browser venv install-demo install-test model bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ lint: install-test
 
 # Everything, the real vLLM server included: its own cached venv is built and the model converted to a bf16
 # Hugging Face folder first (once per machine; later runs reuse both), so a failure there shows up as such.
-test: install-test lint vllm-env browser
+test: install-test lint vllm-env phoenix-env trainer-loaders-env browser
 	$(BIN)/python -m pytest -rs $(PYTEST_ARGS)
 	.ci/sandbox-nonroot
 
@@ -59,6 +59,14 @@ browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	else echo "chromium is missing: install Debian's chromium and chromium-driver (as root: make browser)"; fi
+
+# Arize Phoenix, the real trace backend of the tracing tests, in its own cached venv (~850 MB, once per machine).
+phoenix-env: install-test
+	$(BIN)/python -m qwen_agent.testing.phoenix --prepare-only
+
+# LLaMA-Factory's and Axolotl's loaders for the export tests, in their own cached venv (~2.2 GB, once per machine).
+trainer-loaders-env: install-test
+	$(BIN)/python -m qwen_agent.testing.trainer_loaders
 
 vllm-env: install-test
 	$(BIN)/qwen-agent models pull qwen2.5-coder-0.5b

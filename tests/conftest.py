@@ -86,3 +86,13 @@ def vllm_server(hf_folder: Path) -> Iterator[object]:
     with server:
         yield server
     assert not server.group_alive(), "vLLM processes survived stop()"
+
+
+@pytest.fixture(scope="session")
+def phoenix() -> Iterator[object]:
+    """One real Arize Phoenix trace backend on 127.0.0.1 for the whole session (its private venv is built on first
+    use, a few minutes; `make test` builds it beforehand). A failure to build or start it fails the tests."""
+    from qwen_agent.testing.phoenix import PhoenixServer
+
+    with PhoenixServer() as server:
+        yield server

@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
@@ -28,6 +29,11 @@ from qwen_agent.messages import Message, MessageLike, ToolCall, as_messages
 from qwen_agent.prompting import render_note
 from qwen_agent.sync import iterate_sync, run_sync
 from qwen_agent.tools import Toolbox, ToolLike, ToolOutput
+from qwen_agent.tracing import genai
+from qwen_agent.tracing.api import NO_SPAN, Span, aiter_with_parent, attached, capture_content, start_span
+
+if TYPE_CHECKING:  # imported when a run is recorded: an agent that records nothing does not load them
+    from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["Agent"]
 
@@ -46,6 +52,11 @@ class Agent:
     the step is asked again with ``tool_choice="none"``, i.e. for the answer (the embedded backend starts the reply
     as an answer; other backends get a short instruction). Turn it off if your tools are meant to be called again
     with identical arguments (polling a job, reading a clock).
+
+    Every run is traced (``invoke_agent`` with ``chat`` and ``execute_tool`` children, OpenTelemetry GenAI
+    conventions) when a tracer provider is configured (`qwen_agent.tracing.configure_tracing`), and recorded for
+    fine-tuning when ``record`` is a folder or a `TrajectoryRecorder` (see `qwen_agent.trajectories`). ``name``
+    names the agent in both (default: the class name).
     """
 
     def __init__(
@@ -58,6 +69,8 @@ class Agent:
         params: SamplingParams | None = None,
         function_calling: FunctionCalling | None = None,
         answer_on_repeat: bool = True,
+        name: str | None = None,
+        record: str | Path | TrajectoryRecorder | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -68,12 +81,72 @@ class Agent:
         self.params = params
         self.function_calling = function_calling
         self.answer_on_repeat = answer_on_repeat
+        self.name = name or type(self).__name__
+        if isinstance(record, str | Path):
+            from qwen_agent.trajectories.record import TrajectoryRecorder
+
+            record = TrajectoryRecorder(record)
+        self.recorder: TrajectoryRecorder | None = record
+        #: Extra span attributes for the next runs (the server sets ``gen_ai.conversation.id``).
+        self.trace_attributes: dict[str, str] = {}
 
     # ---- public API ----------------------------------------------------------------------------------------
     async def astream(self, messages: Iterable[MessageLike] | str) -> AsyncIterator[AgentEvent]:
         """Run the loop, yielding events; the last event is always `FinalAnswer` (also after a model error)."""
+        span = start_span(f"invoke_agent {self.name}", {
+            genai.OPERATION: "invoke_agent", genai.AGENT_NAME: self.name, genai.PROVIDER: self.model.trace_provider,
+            genai.REQUEST_MODEL: self.model.model or None, **self.trace_attributes,
+        })
+        ended = False
+        try:
+            async for event in self._events(messages, span):
+                if isinstance(event, FinalAnswer):
+                    # Before the consumer sees it: one that stops reading at the answer still gets the run
+                    # recorded and its span ended now, not whenever the generator is collected.
+                    ended = True
+                    self._finish_run(span, event.result)
+                yield event
+        except BaseException as exc:
+            if not ended and not isinstance(exc, GeneratorExit):
+                span.error(type(exc).__name__, str(exc)[:500])
+            raise
+        finally:
+            if not ended:
+                span.end()
+
+    def _finish_run(self, span: Span, result: AgentResult) -> None:
+        """Outcome attributes on the run's span, which ends here; the trajectory to the recorder."""
+        if span.recording:
+            span.set_many({genai.USAGE_INPUT: result.usage.prompt_tokens,
+                           genai.USAGE_OUTPUT: result.usage.completion_tokens,
+                           "qwen_agent.stop_reason": result.stop_reason, "qwen_agent.steps": result.steps})
+            if result.error_type:
+                span.error(result.error_type, result.error)
+            if capture_content():
+                span.set(genai.OUTPUT_MESSAGES, genai.messages_json([Message.assistant(result.answer)]))
+        span.end()
+        if self.recorder is not None:
+            self.recorder.write(self.trajectory(result))
+
+    def trajectory(self, result: AgentResult, **fields: object) -> Trajectory:
+        """``result`` as a training record: its messages, this agent's tools, model and format."""
+        from qwen_agent.trajectories.record import Trajectory
+
+        fc = self.function_calling or self.model.function_calling
+        return Trajectory.build(
+            result.messages, self.toolbox.schemas(), agent=self.name, model=self.model.model,
+            provider=self.model.trace_provider, format=fc.format, mode=fc.mode, stop_reason=result.stop_reason,
+            steps=result.steps, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens, error=result.error, **fields)
+
+    def _events(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
+        """The run's events inside its ``invoke_agent`` span (subclasses add steps around the loop here)."""
+        return self._loop(messages, span)
+
+    async def _loop(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
         transcript = self._start(messages)
         schemas = self.toolbox.schemas()
+        parent = span.context
         usage = Usage(prompt_tokens=0, completion_tokens=0)
         made: set[str] = set()  # keys of the calls already run in this run
         tool_choice: ToolChoice = "auto"
@@ -82,10 +155,10 @@ class Agent:
             started = time.perf_counter()
             response: ChatResponse | None = None
             try:
-                async for delta in self.model.astream(
+                async for delta in aiter_with_parent(self.model.astream(
                     transcript, schemas, params=self.params, function_calling=self.function_calling,
                     tool_choice=tool_choice,
-                ):
+                ), parent):
                     if delta.content:
                         yield TextDelta(step=step, content=delta.content)
                     if delta.reasoning:
@@ -131,7 +204,7 @@ class Agent:
                 yield FinalAnswer(result=self._result(transcript, step, "answer", usage))
                 return
             made.update(_call_key(c) for c in calls)
-            async for event in self._run_tools(step, calls, transcript):
+            async for event in self._run_tools(step, calls, transcript, parent):
                 yield event
             if refusal is not None:  # some calls ran, others were refused: the results, then why
                 transcript.append(refusal)
@@ -185,12 +258,12 @@ class Agent:
         return transcript
 
     async def _run_tools(
-        self, step: int, calls: list[ToolCall], transcript: list[Message]
+        self, step: int, calls: list[ToolCall], transcript: list[Message], parent: object = None
     ) -> AsyncIterator[AgentEvent]:
         """Run one reply's calls concurrently; report each as it finishes; append results in call order."""
         for call in calls:
             yield ToolCallStarted(step=step, call=call)
-        tasks = {asyncio.ensure_future(self._timed(call)): i for i, call in enumerate(calls)}
+        tasks = {asyncio.ensure_future(self._timed(call, parent)): i for i, call in enumerate(calls)}
         outputs: list[ToolOutput | None] = [None] * len(calls)
         try:
             pending = set(tasks)
@@ -208,9 +281,26 @@ class Agent:
             assert finished is not None
             transcript.append(finished.to_message(call))
 
-    async def _timed(self, call: ToolCall) -> tuple[ToolOutput, float]:
+    async def _timed(self, call: ToolCall, parent: object = None) -> tuple[ToolOutput, float]:
+        span = NO_SPAN if parent is None else start_span(f"execute_tool {call.name}", {
+            genai.OPERATION: "execute_tool", genai.TOOL_NAME: call.name, genai.TOOL_CALL_ID: call.id,
+            genai.TOOL_TYPE: "function",
+        }, parent=parent)
         started = time.perf_counter()
-        output = await self.toolbox.execute(call)
+        try:
+            with attached(span.context):  # this task's own context: spans inside the tool get it as parent
+                output = await self.toolbox.execute(call)
+        except BaseException as exc:
+            span.error(type(exc).__name__, str(exc)[:500])
+            span.end()
+            raise
+        if span.recording:
+            if output.is_error:
+                span.error(output.error_type or "ToolError", output.text[:500])
+            if capture_content():
+                span.set(genai.TOOL_ARGUMENTS, call.function.arguments_json())
+                span.set(genai.TOOL_RESULT, output.text)
+        span.end()
         return output, time.perf_counter() - started
 
     @staticmethod

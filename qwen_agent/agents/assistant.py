@@ -14,6 +14,7 @@ from qwen_agent.llm.base import ChatModel
 from qwen_agent.messages import Message, MessageLike, as_messages
 from qwen_agent.prompting import render_note
 from qwen_agent.tools import ToolLike
+from qwen_agent.tracing.api import Span, attached
 
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit, KnowledgeBase
@@ -68,10 +69,11 @@ class Assistant(Agent):
             tools.append(RetrievalTool(self.knowledge))
         super().__init__(model, tools, system=system or DEFAULT_SYSTEM, **kwargs)
 
-    async def astream(self, messages: Iterable[MessageLike] | str) -> AsyncIterator[AgentEvent]:
+    async def _events(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
         msgs = as_messages(messages)
         question = next((m.text for m in reversed(msgs) if m.role == "user"), "")
-        hits = await asyncio.to_thread(self.passages, question)
+        with attached(span.context):  # the knowledge searches' spans belong to this run
+            hits = await asyncio.to_thread(self.passages, question)
         if not hits and not len(self.toolbox):
             # Nothing relevant and no tool to find it: say so instead of letting a small model guess.
             answer = render_note("not_in_documents")
@@ -84,7 +86,7 @@ class Assistant(Agent):
             msgs[0] = Message.system(f"{msgs[0].text}\n\n{knowledge}")
         else:
             msgs.insert(0, Message.system(f"{self.system}\n\n{knowledge}"))
-        async for event in super().astream(msgs):
+        async for event in super()._events(msgs, span):
             if isinstance(event, FinalAnswer) and self.cite == "auto" and event.result.stop_reason == "answer":
                 answer = event.result.answer
                 cited = cite(answer, hits)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from qwen_agent.cli import commands, knowledge, serve
+from qwen_agent.cli import commands, knowledge, observe, serve
 from qwen_agent.cli import eval as eval_cmd
 from qwen_agent.cli.render import EventPrinter
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     knowledge.register(sub)
     serve.register(sub)
     eval_cmd.register(sub)
+    observe.register(sub)
     return parser
 
 
@@ -34,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     console = Console(stderr=False)
     try:
-        return int(args.handler(args, console) or 0)
+        with observe.tracing_for(args):
+            return int(args.handler(args, console) or 0)
     except KeyboardInterrupt:
         console.print("\n[dim]interrupted[/]")
         return 130

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qwen_agent.cli.backend import add_model_options, build_model
+from qwen_agent.cli.observe import add_record_option, add_trace_options
 from qwen_agent.cli.render import EventPrinter
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     analyze.add_argument("--sandbox", choices=["bwrap", "none"], default="bwrap",
                          help="'none' runs model-written code unsandboxed on this machine: only for trusted setups")
     add_model_options(analyze)
+    add_trace_options(analyze)
+    add_record_option(analyze)
     analyze.set_defaults(handler=cmd_analyze)
 
     models = sub.add_parser("models", help="download and list the embedded models")
@@ -65,12 +68,15 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--show-reasoning", action="store_true", help="show <think> text")
     add_model_options(p)
+    add_trace_options(p)
+    add_record_option(p)
 
 
 def _make_agent(args: argparse.Namespace) -> Agent:  # Agent is imported lazily: keeps `models list` fast
     from qwen_agent.agents import Agent
 
-    return Agent(build_model(args), tools=args.tools, system=args.system, max_steps=args.max_steps)
+    return Agent(build_model(args), tools=args.tools, system=args.system, max_steps=args.max_steps,
+                 record=args.record)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -126,6 +132,10 @@ def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
 
     data = args.data or write_sample_csv(Path(tempfile.mkdtemp(prefix="qwen-agent-sample-")) / "sales.csv")
     agent, interpreter = analyst_agent(data, build_model(args), max_steps=args.max_steps, sandbox=args.sandbox)
+    if args.record is not None:
+        from qwen_agent.trajectories import TrajectoryRecorder
+
+        agent.recorder = TrajectoryRecorder(args.record)
     printer = EventPrinter(console)
     result = None
     work_dir: Path | None = None

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from qwen_agent.cli.observe import add_record_option, add_trace_options
+
 if TYPE_CHECKING:
     from qwen_agent.eval import EvalSettings, RunSummary, Suite
 
@@ -83,6 +85,8 @@ def _common(p: argparse.ArgumentParser, limit_help: str) -> None:
     r.add_argument("--label", default=None, help="name of the run in summaries (default: the folder's name)")
     r.add_argument("--fail-under", type=float, default=None, help="exit 1 when the overall score is below this")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_trace_options(p)
+    add_record_option(p)
 
 
 def _settings(args: argparse.Namespace) -> EvalSettings:
@@ -118,12 +122,18 @@ def _run(suite: Suite, args: argparse.Namespace, console: Console) -> int:
             if not console.is_terminal and p.done % 10 == 0:
                 console.print(f"{p.done}/{p.total} score {p.score:.3f} errors {p.errors}", highlight=False)
 
+        recorder = None
+        if args.record is not None:
+            from qwen_agent.trajectories import TrajectoryRecorder
+
+            recorder = TrajectoryRecorder(args.record)
         ray = None
         if args.ray is not None:
             from qwen_agent.batch import RayOptions
 
             ray = RayOptions(address=args.ray, workers=args.workers)
-        summary: RunSummary = run_eval(suite, settings, out, resume=args.resume, progress=progress, ray=ray)
+        summary: RunSummary = run_eval(suite, settings, out, resume=args.resume, progress=progress, ray=ray,
+                                       recorder=recorder)
     console.print(markdown_summary(summary), highlight=False, markup=False, soft_wrap=True)
     console.print(f"[dim]records, summary.json and summary.md in {escape(str(out))}[/]", highlight=False)
     if args.fail_under is not None and summary.overall.score < args.fail_under:

@@ -8,6 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from qwen_agent.cli.observe import add_trace_options
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve agents as an OpenAI-compatible API (/v1/chat/completions) and a chat "
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     src.add_argument("--store", type=Path, default=None, help="index store for the default `rag` profile")
     p.add_argument("--max-sessions", type=int, default=None)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_trace_options(p)
     p.set_defaults(handler=cmd_serve)
 
 

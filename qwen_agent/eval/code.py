@@ -148,7 +148,8 @@ class CodeSuite(Suite):
             await interpreter.aclose()  # the model is shared by the run: only the kernel is closed
         metrics: dict[str, float | None] = {"executable_rate": ok_cells / cells if cells else None,
                                             "used_code": float(cells > 0)}
-        return ItemOutcome(transcript=result.messages, prediction=result.answer, score=score, metrics=metrics,
+        return ItemOutcome(transcript=result.messages, tools=agent.toolbox.schemas(), prediction=result.answer,
+                           score=score, metrics=metrics,
                            detail=detail if result.stop_reason == "answer" else f"{result.stop_reason}: {detail}",
                            prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
 

@@ -197,9 +197,9 @@ class RgbSuite(Suite):
         if self._options.variant == "fact":
             metrics["error_detected"] = float(flagged)
             metrics["error_corrected"] = float(0 not in labels) if flagged else None
-        return ItemOutcome(transcript=result.messages, prediction=result.answer, score=score, metrics=metrics,
-                           detail=f"labels {labels}", prompt_tokens=result.usage.prompt_tokens,
-                           completion_tokens=result.usage.completion_tokens)
+        return ItemOutcome(transcript=result.messages, tools=assistant.toolbox.schemas(), prediction=result.answer,
+                           score=score, metrics=metrics, detail=f"labels {labels}",
+                           prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens)
 
     def _index(self, folder: Path, docs: list[str]) -> Any:
         from qwen_agent.retrieval import KnowledgeBase, SentenceTransformerEmbedder

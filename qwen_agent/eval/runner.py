@@ -28,10 +28,11 @@ from qwen_agent.eval.records import (
     write_json_atomic,
 )
 from qwen_agent.eval.report import markdown_summary
-from qwen_agent.eval.suite import EvalItem, EvalSettings, RunContext, Suite
+from qwen_agent.eval.suite import EvalItem, EvalSettings, ItemOutcome, RunContext, Suite
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.errors import ModelAuthError, ModelConnectionError, ModelNotFoundError
 from qwen_agent.sync import run_sync
+from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["EvalProgress", "ProgressCallback", "arun_eval", "read_settings", "rescore_run", "run_eval"]
 
@@ -70,6 +71,7 @@ async def arun_eval(
     model: ChatModel | None = None,
     progress: ProgressCallback | None = None,
     ray: RayOptions | None = None,
+    recorder: TrajectoryRecorder | None = None,
 ) -> RunSummary:
     """Run ``suite`` and return its summary.
 
@@ -79,7 +81,9 @@ async def arun_eval(
     ``model`` overrides ``settings.model`` (the caller then owns it and closes it).
     ``ray`` runs the items on Ray actors (``ray.workers`` of them, each building its own model from ``settings``;
     ``model`` must then be None): records arrive and are written in item order, and the items of an actor that
-    dies are run again elsewhere, so a resumed or finished run holds each item exactly once.
+    dies are run again elsewhere, so a resumed or finished run holds each item exactly once. ``recorder`` gets every
+    finished item's transcript as a `Trajectory` with its score (``qwen-agent eval --record``; on Ray without the
+    tool schemas, which stay in the actors).
     """
     if ray is not None and model is not None:
         raise EvalRunError("a Ray run builds its model in each actor from settings.model; pass no model object")
@@ -108,7 +112,9 @@ async def arun_eval(
     semaphore = asyncio.Semaphore(settings.workers)
     stopping = asyncio.Event()  # set by a fatal error: start no further items
 
-    def record_done(item: EvalItem, record: ItemRecord) -> None:
+    def record_done(item: EvalItem, record: ItemRecord, outcome: ItemOutcome | None = None) -> None:
+        if recorder is not None and (record.transcript or (outcome is not None and outcome.transcript)):
+            recorder.write(_trajectory(suite, settings, model, item, record, outcome))
         finished[item.id] = record
         if item_log is not None:
             item_log.append(record)
@@ -124,11 +130,11 @@ async def arun_eval(
             if stopping.is_set():
                 return
             try:
-                record = await run_one(suite, item, ctx)
+                record, outcome = await _run_item(suite, item, ctx)
             except BaseException:
                 stopping.set()
                 raise
-        record_done(item, record)
+        record_done(item, record, outcome)
 
     try:
         if ray is not None:
@@ -213,6 +219,24 @@ def rescore_run(suite: Suite, folder: Path | str) -> RunSummary:
 
 
 async def run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
+    """One item's record (what a Ray actor returns)."""
+    return (await _run_item(suite, item, ctx))[0]
+
+
+def _trajectory(suite: Suite, settings: EvalSettings, model: ChatModel | None, item: EvalItem, record: ItemRecord,
+                outcome: ItemOutcome | None) -> Trajectory:
+    fc = settings.function_calling()
+    fields: dict[str, Any] = {
+        "agent": f"eval:{suite.name}", "model": model.model if model is not None else (settings.model or ""),
+        "provider": model.trace_provider if model is not None else "", "format": fc.format, "mode": fc.mode,
+        "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "score": record.score,
+        "task_id": item.id, "metadata": {"suite": suite.name, "category": item.category or ""}}
+    if outcome is not None:
+        return Trajectory.build(outcome.transcript, outcome.tools, **fields)
+    return Trajectory(messages=list(record.transcript or []), **fields)
+
+
+async def _run_item(suite: Suite, item: EvalItem, ctx: RunContext) -> tuple[ItemRecord, ItemOutcome | None]:
     started = time.perf_counter()
     try:
         outcome = await suite.run_item(item, ctx)
@@ -221,14 +245,14 @@ async def run_one(suite: Suite, item: EvalItem, ctx: RunContext) -> ItemRecord:
     except Exception as exc:  # noqa: BLE001 - one crashing item is recorded and the run goes on
         log.warning("item %s failed: %s: %s", item.id, type(exc).__name__, exc)
         return ItemRecord(id=item.id, category=item.category, input=item.input, score=0.0,
-                          error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started)
+                          error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started), None
     return ItemRecord(
         id=item.id, category=item.category, input=item.input,
         transcript=[m.to_openai() for m in outcome.transcript], prediction=outcome.prediction,
         score=outcome.score, metrics=outcome.metrics, detail=outcome.detail,
         latency_s=time.perf_counter() - started, prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
-    )
+    ), outcome
 
 
 def _settings_record(suite: Suite, settings: EvalSettings, model: ChatModel | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.types import FunctionCalling, SamplingParams
-from qwen_agent.messages import Message
+from qwen_agent.messages import Message, ToolSchema
 
 
 class EvalSettings(BaseModel):
@@ -61,6 +61,8 @@ class ItemOutcome(BaseModel):
     """What a suite reports for one item; the runner adds id, category, timing and errors."""
 
     transcript: list[Message] = Field(default_factory=list)
+    #: The tool schemas the model was offered (recorded with the transcript by ``eval --record``).
+    tools: list[ToolSchema] = Field(default_factory=list)
     prediction: Any = None
     score: float
     metrics: dict[str, float | None] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, TruncationReport, fit_conversation, prompt_bytes
 from qwen_agent.llm.errors import ModelError
+from qwen_agent.llm.tracing import ChatTrace
 
 # The boundary types live in `types` (import them from there or from `qwen_agent.llm`); re-exported here because
 # ``from qwen_agent.llm.base import SamplingParams`` was the documented spelling.
@@ -65,6 +66,8 @@ class ChatModel(abc.ABC):
     supports_grammar: bool = False
     #: Backends that continue a final assistant message (instead of starting a new turn) set this.
     supports_prefill: bool = False
+    #: ``gen_ai.provider.name`` on this backend's ``chat`` spans.
+    trace_provider: str = "qwen_agent"
 
     def __init__(
         self,
@@ -155,35 +158,45 @@ class ChatModel(abc.ABC):
         ``tool_choice="none"`` asks for an answer without calls (the tools stay described, so the prompt prefix
         and the KV cache stay the same); see `_plan` for how each backend gets there.
         """
-        plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
-        parser = plan.parser
-        markers = MarkerFilter()  # turn markers a server let through never reach the answer, streamed or not
-        text_parts: list[str] = [plan.prefix]
-        reasoning_parts: list[str] = []
-        if plan.prefix:
-            delta = parser.feed(plan.prefix)
-            shown = markers.feed(delta.content)
-            if shown or delta.reasoning:
-                yield ChatDelta(content=shown, reasoning=delta.reasoning)
-        last = RawChunk()
-        async for chunk in self._stream_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar):
-            text_parts.append(chunk.text)
-            if chunk.text:
-                delta = parser.feed(chunk.text)
+        trace = ChatTrace.start(self.trace_provider, self.model)
+        try:
+            plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
+            trace.request(plan.params, plan.messages, plan.native_tools)
+            parser = plan.parser
+            markers = MarkerFilter()  # turn markers a server let through never reach the answer, streamed or not
+            text_parts: list[str] = [plan.prefix]
+            reasoning_parts: list[str] = []
+            if plan.prefix:
+                delta = parser.feed(plan.prefix)
                 shown = markers.feed(delta.content)
                 if shown or delta.reasoning:
                     yield ChatDelta(content=shown, reasoning=delta.reasoning)
-            if chunk.reasoning:
-                reasoning_parts.append(chunk.reasoning)
-                yield ChatDelta(reasoning=chunk.reasoning)
-            last = chunk
-        tail = parser.flush()
-        shown = markers.feed(tail.content) + markers.flush()
-        if shown or tail.reasoning:
-            yield ChatDelta(content=shown, reasoning=tail.reasoning)
-        # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
-        last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
-        yield ChatDelta(response=self._finish(plan, parser.finish(), "".join(text_parts), last))
+            last = RawChunk()
+            async for chunk in self._stream_raw(plan.messages, plan.params, tools=plan.native_tools,
+                                                grammar=plan.grammar):
+                trace.chunk()
+                text_parts.append(chunk.text)
+                if chunk.text:
+                    delta = parser.feed(chunk.text)
+                    shown = markers.feed(delta.content)
+                    if shown or delta.reasoning:
+                        yield ChatDelta(content=shown, reasoning=delta.reasoning)
+                if chunk.reasoning:
+                    reasoning_parts.append(chunk.reasoning)
+                    yield ChatDelta(reasoning=chunk.reasoning)
+                last = chunk
+            tail = parser.flush()
+            shown = markers.feed(tail.content) + markers.flush()
+            if shown or tail.reasoning:
+                yield ChatDelta(content=shown, reasoning=tail.reasoning)
+            # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
+            last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
+            response = self._finish(plan, parser.finish(), "".join(text_parts), last)
+        except BaseException as exc:
+            trace.fail(exc)
+            raise
+        trace.finish(response)
+        yield ChatDelta(response=response)
 
     async def achat(
         self,
@@ -195,10 +208,18 @@ class ChatModel(abc.ABC):
         tool_choice: ToolChoice = "auto",
     ) -> ChatResponse:
         """One complete reply (a non-streaming request where the backend has one)."""
-        plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
-        raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
-        text = plan.prefix + raw.text
-        return self._finish(plan, plan.fmt.parse(text, plan.parse_tools), text, raw)
+        trace = ChatTrace.start(self.trace_provider, self.model)
+        try:
+            plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
+            trace.request(plan.params, plan.messages, plan.native_tools)
+            raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
+            text = plan.prefix + raw.text
+            response = self._finish(plan, plan.fmt.parse(text, plan.parse_tools), text, raw)
+        except BaseException as exc:
+            trace.fail(exc)
+            raise
+        trace.finish(response)
+        return response
 
     def chat(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None = None,
              **kwargs: Any) -> ChatResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,8 @@ from qwen_agent.retrieval.pgvector_store import PgVectorStore, open_synced
 from qwen_agent.retrieval.search import Reranker
 from qwen_agent.retrieval.store import Store
 from qwen_agent.retrieval.vector_store import VectorStore
+from qwen_agent.tracing import genai
+from qwen_agent.tracing.api import capture_content, start_span
 
 __all__ = ["KnowledgeBase", "KnowledgeBaseConfig"]
 
@@ -347,6 +350,27 @@ class KnowledgeBase:
             raise ValueError(f"mode must be 'hybrid', 'vector' or 'bm25', not {mode!r}")
         if not query.strip() or k <= 0:
             return []
+        span = start_span(f"retrieval {self._store.folder.name}", {
+            genai.OPERATION: "retrieval", genai.DATA_SOURCE_ID: self._store.folder.name,
+            genai.REQUEST_TOP_K: float(k), "qwen_agent.retrieval.mode": mode,
+        }, kind="CLIENT")
+        try:
+            hits = self._search(query, k, mode, rerank, query_vector)
+        except BaseException as exc:
+            span.error(type(exc).__name__, str(exc)[:500])
+            span.end()
+            raise
+        if span.recording:
+            span.set("qwen_agent.retrieval.hits", len(hits))
+            if capture_content():
+                span.set("gen_ai.retrieval.query.text", query)
+                span.set("gen_ai.retrieval.documents", json.dumps(
+                    [{"id": h.citation, "score": h.score, "content": h.text} for h in hits], ensure_ascii=False))
+        span.end()
+        return hits
+
+    def _search(self, query: str, k: int, mode: SearchMode, rerank: bool | None,
+                query_vector: np.ndarray | None) -> list[Hit]:
         with self._lock:
             self._ensure_loaded()
             vectors, bm25 = self._vectors, self._bm25

@@ -25,6 +25,7 @@ from qwen_agent.server.protocol import Completion, parse_request
 from qwen_agent.server.proxy_run import proxy_chunks
 from qwen_agent.server.response import RunResponse, RunStats
 from qwen_agent.server.sessions import Session, SessionManager, safe_filename
+from qwen_agent.tracing.genai import CONVERSATION_ID
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ def create_app(config: ServeConfig, *, model_factory: ModelFactory | None = None
                 chunks = proxy_chunks(runtime, req, messages, req.sampling(), completion)
             else:
                 agent = runtime.agent(session, req.sampling(), state.sessions.pool)
+                agent.name = req.model  # the profile: its invoke_agent span carries the session when there is one
+                if sid is not None:
+                    agent.trace_attributes[CONVERSATION_ID] = sid
                 chunks = agent_chunks(runtime, agent, runtime.prepare(messages, session), completion, session,
                                       state.base_url(request))
         except BaseException:

@@ -35,6 +35,9 @@ class ToolOutput(BaseModel):
     data: Any = None
     files: list[FileRef] = Field(default_factory=list)
     is_error: bool = False
+    #: Class name of the failure behind an error observation (``ToolTimeoutError`` ...): the ``error.type`` of its
+    #: ``execute_tool`` span. Not serialised.
+    error_type: str | None = Field(default=None, exclude=True)
     elapsed_s: float = 0.0
     truncated_chars: int = 0
 

@@ -100,10 +100,11 @@ class Toolbox:
                 raise ToolArgumentsError(tool.name, [problem], tool.signature())
             out = await tool.execute(call.arguments)
         except ToolError as exc:
-            out = ToolOutput.error(str(exc))
+            out = ToolOutput(text=str(exc), is_error=True, error_type=type(exc).__name__)
         except Exception as exc:  # a bug in a Tool subclass's plumbing must not crash the loop
             logger.warning("tool %s failed outside its run(): %r", call.name, exc, exc_info=True)
-            out = ToolOutput.error(f"{call.name} raised {type(exc).__name__}: {exc}")
+            out = ToolOutput(text=f"{call.name} raised {type(exc).__name__}: {exc}", is_error=True,
+                             error_type=type(exc).__name__)
         elapsed = time.perf_counter() - t0
         out = out.model_copy(update={"elapsed_s": elapsed})
         if logger.isEnabledFor(logging.DEBUG):

@@ -67,12 +67,13 @@ class BfclSuite(Suite):
     async def run_item(self, item: EvalItem, ctx: RunContext) -> ItemOutcome:
         entry: BfclEntry = item.data
         messages = as_messages(entry.messages)
-        response = await ctx.model.achat(messages, to_tool_schemas(entry.functions), params=ctx.params,
-                                         function_calling=ctx.function_calling)
+        tools = to_tool_schemas(entry.functions)
+        response = await ctx.model.achat(messages, tools, params=ctx.params, function_calling=ctx.function_calling)
         calls = [{c.name: dict(c.arguments)} for c in response.tool_calls]
         usage = response.usage
         return self._score(entry, calls).model_copy(update={
             "transcript": [*messages, response.message],
+            "tools": tools,
             "prompt_tokens": usage.prompt_tokens if usage else 0,
             "completion_tokens": usage.completion_tokens if usage else 0,
         })

@@ -66,6 +66,7 @@ class LlamaCpp(LocalModel[Any]):
     """A GGUF model run in-process. ``model_path``: a file path, a catalogue name, or None for the default model."""
 
     supports_grammar = True
+    trace_provider = "llama_cpp"
     engine = "llama.cpp"
 
     def __init__(

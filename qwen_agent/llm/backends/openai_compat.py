@@ -73,6 +73,7 @@ class OpenAICompatible(ChatModel):
     """
 
     supports_native_tools = True
+    trace_provider = "openai"
     supports_grammar = True
 
     def __init__(

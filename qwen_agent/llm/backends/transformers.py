@@ -53,6 +53,7 @@ class Transformers(LocalModel[tuple[Any, Any]]):
     """
 
     engine = "transformers"
+    trace_provider = "transformers"
 
     def __init__(
         self,
