@@ -117,3 +117,32 @@ def test_the_agent_does_not_load_backends_or_heavy_stacks() -> None:
     loaded = _modules_after("from qwen_agent import Agent, tool, load_model")
     heavy = {"llama_cpp", "torch", "transformers", "httpx", "faiss", "sentence_transformers", "jupyter_client"}
     assert not heavy & loaded
+
+
+PACKAGE = Path(qwen_agent.__file__).parent
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")
+                  and p.name != "reference_driver.py")  # runs only inside bfcl-eval's private venv
+
+
+def test_every_module_declares_its_public_names_and_names_its_logger_logger() -> None:
+    """The conventions the package follows (ARCHITECTURE.md), checked so that merged code keeps them."""
+    import ast
+
+    no_all, other_logger = [], []
+    for path in _modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        targets = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                   if isinstance(t, ast.Name)]
+        if "__all__" not in targets:
+            no_all.append(str(path.relative_to(PACKAGE)))
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and ast.unparse(node.value.func) == "logging.getLogger"):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if names != ["logger"]:
+                    other_logger.append(f"{path.relative_to(PACKAGE)}: {names}")
+    assert no_all == [], f"modules without __all__: {no_all}"
+    assert other_logger == [], f"module loggers not named `logger`: {other_logger}"

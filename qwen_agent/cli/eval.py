@@ -15,6 +15,8 @@ from qwen_agent.cli.observe import add_record_option, add_trace_options
 if TYPE_CHECKING:
     from qwen_agent.eval import EvalSettings, RunSummary, Suite
 
+__all__ = ["cmd_bfcl", "cmd_code", "cmd_compare", "cmd_plan", "cmd_rag", "cmd_rescore", "register"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev = sub.add_parser("eval", help="benchmarks on any backend: bfcl, rag (RGB), code, plan (T-Eval); compare runs")

@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from qwen_agent.cli.observe import add_trace_options
 
+__all__ = ["cmd_serve", "register"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve agents as an OpenAI-compatible API (/v1/chat/completions) and a chat "

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from qwen_agent.eval.errors import EvalDataError
 
+__all__ = ["iter_json_lines", "load_json_or_lines", "load_records", "validate"]
+
 M = TypeVar("M", bound=BaseModel)
 
 

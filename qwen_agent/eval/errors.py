@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qwen_agent.errors import QwenAgentError
 
+__all__ = ["EvalDataError", "EvalError", "EvalRunError", "EvalSourceError"]
+
 
 class EvalError(QwenAgentError):
     """Base class of the evaluation errors."""

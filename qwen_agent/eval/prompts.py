@@ -7,6 +7,8 @@ from typing import Any
 
 import jinja2
 
+__all__ = ["render_prompt"]
+
 _env = jinja2.Environment(loader=jinja2.PackageLoader("qwen_agent.eval", "templates"), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 

@@ -13,7 +13,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from qwen_agent.eval.errors import EvalRunError
 
-log = logging.getLogger(__name__)
+__all__ = ["GroupSummary", "ItemLog", "ItemRecord", "MetricValue", "RunSummary", "load_summary", "summarize",
+           "write_json_atomic"]
+
+logger = logging.getLogger(__name__)
 
 ITEMS_FILE = "items.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -129,7 +132,7 @@ class ItemLog:
                     "belongs to something else: move it away or use another --out") from exc
             good_end += len(line)
         if good_end < len(raw):
-            log.warning("%s: dropping a torn last line left by an interrupted run", self.path)
+            logger.warning("%s: dropping a torn last line left by an interrupted run", self.path)
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
         return records

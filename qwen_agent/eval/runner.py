@@ -36,7 +36,7 @@ from qwen_agent.trajectories.record import Trajectory, TrajectoryRecorder
 
 __all__ = ["EvalProgress", "ProgressCallback", "arun_eval", "read_settings", "rescore_run", "run_eval"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Errors that say the whole run cannot work (server down, wrong model name, bad key): stop instead of recording
 #: every item as failed; ``--resume`` continues once the cause is fixed.
@@ -243,7 +243,7 @@ async def _run_item(suite: Suite, item: EvalItem, ctx: RunContext) -> tuple[Item
     except FATAL_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - one crashing item is recorded and the run goes on
-        log.warning("item %s failed: %s: %s", item.id, type(exc).__name__, exc)
+        logger.warning("item %s failed: %s: %s", item.id, type(exc).__name__, exc)
         return ItemRecord(id=item.id, category=item.category, input=item.input, score=0.0,
                           error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - started), None
     return ItemRecord(
@@ -288,7 +288,7 @@ def _prepare_folder(folder: Path, stored: dict[str, Any], resume: bool) -> tuple
         if summary.exists():
             with contextlib.suppress(ValueError):
                 elapsed = max(elapsed, float(json.loads(summary.read_text(encoding="utf-8")).get("elapsed_s", 0.0)))
-        log.info("resuming %s: %d items already done", folder, len(previous))
+        logger.info("resuming %s: %d items already done", folder, len(previous))
     write_json_atomic(settings_path, json.dumps(stored, indent=1))
     return item_log, previous, elapsed
 

@@ -11,6 +11,8 @@ from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.types import FunctionCalling, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
 
+__all__ = ["EvalItem", "EvalSettings", "ItemOutcome", "RunContext", "Suite"]
+
 
 class EvalSettings(BaseModel):
     """Options every suite shares (the CLI's common flags)."""

