@@ -248,3 +248,32 @@ def test_no_provider_means_opentelemetry_is_never_imported(server: ScriptedServe
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_serve_proxy_requests_are_traced_with_their_session(server: ScriptedServer,
+                                                            spans: InMemorySpanExporter) -> None:
+    """A request that brings its own tools (the function-calling proxy) gets a ``chat {profile}`` span with the
+    session id, parent of the backend's ``chat {model}`` span."""
+    import httpx
+
+    from qwen_agent.server import BackgroundServer, ServeConfig
+
+    server.script(ScriptedReply.call("get_time", {"zone": "UTC"}))
+    config = ServeConfig.model_validate({"model": f"openai:{server.base_url}#qwen-test",
+                                         "server": {"port": 0, "kernel_pool": 0, "backend_retries": 0},
+                                         "profiles": {"assistant": {"function_calling": {"mode": "native"}}}})
+    tools = [{"type": "function", "function": {"name": "get_time", "description": "The time in a zone.",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"zone": {"type": "string"}}}}}]
+    with BackgroundServer(config) as srv:
+        reply = httpx.post(f"{srv.base_url}/chat/completions", headers={"X-Session-Id": "conv-7"}, timeout=30,
+                           json={"model": "assistant", "tools": tools,
+                                 "messages": [{"role": "user", "content": "What time is it in UTC?"}]})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_time"
+    finished = spans.get_finished_spans()
+    (outer,) = _by_name(finished, "chat assistant")
+    (inner,) = _by_name(finished, "chat qwen-test")
+    assert outer.attributes["gen_ai.conversation.id"] == "conv-7"
+    assert outer.attributes["gen_ai.operation.name"] == "chat"
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id

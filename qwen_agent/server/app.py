@@ -22,7 +22,7 @@ from qwen_agent.server.config import ServeConfig
 from qwen_agent.server.errors import APIError
 from qwen_agent.server.profiles import ModelFactory, Profiles
 from qwen_agent.server.protocol import Completion, parse_request
-from qwen_agent.server.proxy_run import proxy_chunks
+from qwen_agent.server.proxy_run import proxy_chunks, traced_proxy
 from qwen_agent.server.response import RunResponse, RunStats
 from qwen_agent.server.sessions import Session, SessionManager, safe_filename
 from qwen_agent.tracing.genai import CONVERSATION_ID
@@ -123,7 +123,7 @@ def create_app(config: ServeConfig, *, model_factory: ModelFactory | None = None
                 session = state.sessions.acquire(namespace, sid)
             completion = Completion(req.model)
             if req.tools:
-                chunks = proxy_chunks(runtime, req, messages, req.sampling(), completion)
+                chunks = traced_proxy(proxy_chunks(runtime, req, messages, req.sampling(), completion), req.model, sid)
             else:
                 agent = runtime.agent(session, req.sampling(), state.sessions.pool)
                 agent.name = req.model  # the profile: its invoke_agent span carries the session when there is one

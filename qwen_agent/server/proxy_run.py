@@ -5,6 +5,7 @@ returned as OpenAI ``tool_calls`` with ``finish_reason: "tool_calls"``; the clie
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ from qwen_agent.server.errors import from_model_error
 from qwen_agent.server.profiles import ProfileRuntime
 from qwen_agent.server.protocol import ChatRequest, Completion, NamedToolChoice, tool_call_deltas
 
-__all__ = ["proxy_chunks"]
+__all__ = ["proxy_chunks", "traced_proxy"]
 
 
 
@@ -94,3 +95,26 @@ def _repeats(response: ChatResponse, messages: list[Message]) -> bool:
     """Every call of the reply was already made (same function, same arguments) earlier in the conversation."""
     made = {_key(c.name, c.arguments) for m in messages if m.role == "assistant" for c in m.tool_calls or []}
     return bool(made) and all(_key(c.name, c.arguments) in made for c in response.tool_calls)
+
+
+async def traced_proxy(chunks: AsyncIterator[dict[str, Any]], profile: str, session_id: str | None
+                       ) -> AsyncIterator[dict[str, Any]]:
+    """``chunks`` under one ``chat {profile}`` span (the request as the client made it, with its session), parent of
+    the backend's own ``chat {model}`` span; a no-op object when tracing is not configured."""
+    from qwen_agent.tracing import genai
+    from qwen_agent.tracing.api import aiter_with_parent, start_span
+
+    span = start_span(f"chat {profile}", {genai.OPERATION: "chat", genai.REQUEST_MODEL: profile,
+                                          genai.PROVIDER: "qwen_agent", genai.CONVERSATION_ID: session_id},
+                      kind="SERVER")
+    try:
+        async for chunk in aiter_with_parent(chunks, span.context):
+            yield chunk
+    except (GeneratorExit, asyncio.CancelledError):
+        span.error("cancelled", "the client went away")
+        raise
+    except BaseException as exc:
+        span.error(type(exc).__name__, str(exc) or None)
+        raise
+    finally:
+        span.end()
