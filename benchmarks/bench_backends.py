@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_tool_calling import args_match, schema_valid
+from tool_scoring import call_matches
 
 from qwen_agent.agents import Agent, AgentModelError
 from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
@@ -154,9 +154,7 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
             good = not calls
         else:
             parseable += bool(calls)
-            good = (bool(calls) and calls[0].name == want
-                    and schema_valid(by_name[want].parameters, calls[0].arguments)
-                    and args_match(calls[0].arguments, task["expected_args"]))
+            good = bool(calls) and call_matches(task, calls[0].name, calls[0].arguments, by_name[want].parameters)
         ok += good and result.stop_reason == "answer"
     return {"ok": ok, "parseable": parseable, "p50_step": statistics.median(step_latencies),
             "tok_s": completion / wall if wall else 0.0, "steps": steps}
