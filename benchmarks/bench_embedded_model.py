@@ -9,8 +9,9 @@ KV-cache reuse across agent steps.
      deviation, needed on this machine: llama.cpp's extra weight buffers (AMX repacking) are off, because with them
      on the process segfaults at the first decode here (our backend turns them off for the same reason);
    * ``agent``: ``Agent(LlamaCpp(n_ctx=4096))`` with our defaults, ``Agent.astream``, token-sized text events;
-   * extra variants (``--variants``) such as ``agent+OMP_WAIT_POLICY=PASSIVE`` (the old default) or
-     ``agent+n_threads=1``: ``+NAME=VALUE`` sets an environment variable, ``+n_threads=N`` a backend argument.
+   * extra variants (``--variants``): ``agent+n_threads=2`` is the previous default on 2 cores (every core
+     decodes, OpenMP waits PASSIVE); others such as ``agent+GOMP_SPINCOUNT=10000+n_threads=2`` try alternatives:
+     ``+NAME=VALUE`` sets an environment variable, ``+n_threads=N`` a backend argument.
 
    Decode tokens/s = (completion tokens - 1) / (last token time - first token time), greedy, a fixed prompt.
    The runs alternate side by side ``--reps`` times in two phases: *idle* (whatever the machine is doing anyway)
@@ -21,7 +22,7 @@ KV-cache reuse across agent steps.
    tokens (the tool result and the template around it), because the KV cache holds the first step's prompt and
    reply.
 
-    python benchmarks/bench_embedded_model.py [--reps 3] [--tokens 96] [--variants agent+OMP_WAIT_POLICY=PASSIVE]
+    python benchmarks/bench_embedded_model.py [--reps 3] [--tokens 96] [--variants agent+n_threads=2]
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=96)
-    ap.add_argument("--variants", default="agent+OMP_WAIT_POLICY=PASSIVE",
+    ap.add_argument("--variants", default="agent+n_threads=2",
                     help="comma-separated extra variants besides the baseline and `agent` ('' for none)")
     ap.add_argument("--phases", default="idle,busy")
     ap.add_argument("--skip-kv", action="store_true")
