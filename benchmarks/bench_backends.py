@@ -85,8 +85,8 @@ def reply_text(message: Any) -> str:
     native tool call in the Hermes form the model's template writes it in."""
     if message.generated_text:
         return str(message.generated_text)
-    calls = "".join(f"\n<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments})}\n</tool_call>"
-                    for c in message.tool_calls or [])
+    calls = "".join(f'\n<tool_call>\n{{"name": {json.dumps(c.name)}, "arguments": {c.function.arguments_json()}}}'
+                    "\n</tool_call>" for c in message.tool_calls or [])
     return (message.text or "") + calls
 
 
