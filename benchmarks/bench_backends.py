@@ -8,15 +8,16 @@ a canned observation. Printed per backend and mode:
 * success: the first step calls the expected tool with schema-valid, expected arguments (or no tool, for the
   tasks that need none) and the run ends with an answer;
 * parseable calls: tasks needing a call where the first reply held a call we could read;
-* median latency per agent step, and output tokens/s (completion tokens over the whole run's wall time).
+* median latency per agent step, and output tokens/s (output tokens over the whole run's wall time; tokens are
+  counted the same way on every backend: the replies re-tokenised with the model's tokenizer, +1 end of turn).
 
-Then ``--sessions`` (default 32) concurrent agent sessions against each server backend vs one session alone:
-total output tokens/s, and the ratio. vLLM batches concurrent requests, so its ratio shows whether our async loop
-lets it; llama.cpp's server runs one request at a time and is the baseline for "no batching". Figures are
-printed, not asserted.
+Then ``--sessions`` (default 32) concurrent agent sessions against each server backend vs one session alone,
+``--concurrency-reps`` (default 3) times alternating: total output tokens/s, the ratio, and their spread.
+vLLM batches concurrent requests, so its ratio shows whether our async loop lets it; llama.cpp's server runs one
+request at a time and is the baseline for "no batching". Figures are printed, not asserted.
 
     python benchmarks/bench_backends.py [--backends embedded,llamacpp-server,vllm,transformers] [--limit 12]
-                                        [--sessions 32] [--skip-tasks] [--skip-concurrency]
+                                        [--sessions 32] [--concurrency-reps 3] [--skip-tasks] [--skip-concurrency]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_tool_calling import args_match, schema_valid
+from tool_scoring import call_matches
 
 from qwen_agent.agents import Agent, AgentModelError
 from qwen_agent.llm.base import ChatModel, FunctionCalling, SamplingParams
@@ -64,19 +65,29 @@ _TOKENIZER: Any = None
 
 
 def completion_tokens(result: Any) -> int:
-    """The run's completion tokens as the server reported them, or counted with the model's own tokenizer (from
-    the converted folder) when it reported none: llama-cpp-python's server sends no usage in streams."""
+    """The run's output tokens, counted the same way on every backend: each assistant reply's text re-tokenised
+    with the model's own tokenizer (the GGUF's vocabulary, loaded alone) plus one end-of-turn token. Servers'
+    own usage figures are not comparable: vLLM reports usage (end token included), llama-cpp-python's server
+    sends none in streams, and our embedded backend counts like llama.cpp (end token excluded)."""
     global _TOKENIZER
-    if result.usage.completion_tokens:
-        return int(result.usage.completion_tokens)
     if _TOKENIZER is None:
-        from transformers import AutoTokenizer
+        from qwen_agent.llm.backends.llamacpp_runtime import import_llama_cpp
+        from qwen_agent.llm.distribution.store import default_model_path
 
-        from qwen_agent.llm.distribution.hf_convert import ensure_hf_model
-
-        _TOKENIZER = AutoTokenizer.from_pretrained(ensure_hf_model())
+        _TOKENIZER = import_llama_cpp().Llama(str(default_model_path()), vocab_only=True, verbose=False)
     replies = [m for m in result.messages if m.role == "assistant"]
-    return sum(len(_TOKENIZER.encode(m.generated_text or m.text or "")) + 1 for m in replies)  # +1: end of turn
+    return sum(len(_TOKENIZER.tokenize(reply_text(m).encode("utf-8"), add_bos=False, special=True)) + 1
+               for m in replies)
+
+
+def reply_text(message: Any) -> str:
+    """What the model wrote: the raw generated text when the prompt format kept it, else the text plus each
+    native tool call in the Hermes form the model's template writes it in."""
+    if message.generated_text:
+        return str(message.generated_text)
+    calls = "".join(f'\n<tool_call>\n{{"name": {json.dumps(c.name)}, "arguments": {c.function.arguments_json()}}}'
+                    "\n</tool_call>" for c in message.tool_calls or [])
+    return (message.text or "") + calls
 
 
 @contextlib.contextmanager
@@ -154,9 +165,7 @@ async def run_tasks(model: ChatModel, tools: list[CannedTool], tasks: list[dict[
             good = not calls
         else:
             parseable += bool(calls)
-            good = (bool(calls) and calls[0].name == want
-                    and schema_valid(by_name[want].parameters, calls[0].arguments)
-                    and args_match(calls[0].arguments, task["expected_args"]))
+            good = bool(calls) and call_matches(task, calls[0].name, calls[0].arguments, by_name[want].parameters)
         ok += good and result.stop_reason == "answer"
     return {"ok": ok, "parseable": parseable, "p50_step": statistics.median(step_latencies),
             "tok_s": completion / wall if wall else 0.0, "steps": steps}
@@ -201,11 +210,30 @@ async def bench_backend(name: str, a: argparse.Namespace, tools: list[CannedTool
                       f"{r['parseable']:>8}/{n_call} {r['parseable'] / max(n_call, 1):5.0%} {r['p50_step']:10.2f} "
                       f"{r['tok_s']:9.1f}", flush=True)
         if not a.skip_concurrency and name in ("llamacpp-server", "vllm"):
-            one_tps, one_tok, one_wall, _ = await sessions(make, tools, 1)
-            many_tps, many_tok, many_wall, failed = await sessions(make, tools, a.sessions)
-            print(f"  1 session: {one_tok} tokens in {one_wall:.1f} s = {one_tps:.1f} tok/s; "
-                  f"{a.sessions} sessions: {many_tok} tokens in {many_wall:.1f} s = {many_tps:.1f} tok/s "
-                  f"({failed} failed); throughput ratio {many_tps / one_tps:.2f}x", flush=True)
+            await concurrency(make, tools, a.sessions, a.concurrency_reps)
+
+
+async def concurrency(make: ModelMaker, tools: list[CannedTool], n: int, reps: int) -> None:
+    """1 session vs ``n`` concurrent ones, alternated ``reps`` times: median and range of each, and of the ratio
+    of each repetition's pair (one run of each is not a figure: a neighbour's load moves either by a lot)."""
+    ones: list[float] = []
+    manys: list[float] = []
+    ratios: list[float] = []
+    for rep in range(reps):
+        one_tps, one_tok, one_wall, _ = await sessions(make, tools, 1)
+        many_tps, many_tok, many_wall, failed = await sessions(make, tools, n)
+        ones.append(one_tps)
+        manys.append(many_tps)
+        ratios.append(many_tps / one_tps)
+        print(f"  rep {rep + 1}: 1 session {one_tok} tokens in {one_wall:.1f} s = {one_tps:.1f} tok/s; {n} sessions "
+              f"{many_tok} tokens in {many_wall:.1f} s = {many_tps:.1f} tok/s ({failed} failed); "
+              f"ratio {ratios[-1]:.2f}x", flush=True)
+
+    def fig(values: list[float], unit: str = "") -> str:
+        return f"{statistics.median(values):.1f}{unit} (range {min(values):.1f}-{max(values):.1f})"
+
+    print(f"  over {reps} reps, output tok/s: 1 session {fig(ones)}; {n} sessions {fig(manys)}; "
+          f"ratio {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})", flush=True)
 
 
 def spread(tasks: list[dict], limit: int) -> list[dict]:
@@ -223,6 +251,7 @@ async def main() -> None:
     ap.add_argument("--sessions", type=int, default=32)
     ap.add_argument("--skip-tasks", action="store_true")
     ap.add_argument("--skip-concurrency", action="store_true")
+    ap.add_argument("--concurrency-reps", type=int, default=3, help="1-vs-N session pairs to run (>= 3 for a spread)")
     a = ap.parse_args()
     data = json.loads(DATA.read_text())
     tools = [CannedTool(ToolSchema(**t)) for t in data["tools"]]

@@ -2,8 +2,9 @@
 constrained decoding.
 
 A task with an expected tool counts as a success when the first call names that tool, its arguments validate
-against the tool's JSON schema and contain the expected values (strings: case-insensitive substring; numbers:
-equal). A task without an expected tool succeeds when the reply makes no call. Figures are printed, not asserted.
+strictly against the tool's JSON schema and every argument the request determines has the requested value
+(normalised strings, evaluated calculator expressions, typed numbers: ``tool_scoring.py``). A task without an
+expected tool succeeds when the reply makes no call. Figures are printed, not asserted.
 
     python benchmarks/bench_tool_calling.py [--limit N] [--formats nous,qwen,react] [--model PATH]
 """
@@ -17,49 +18,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from pydantic import TypeAdapter
+from tool_scoring import call_matches  # a sibling module: the script's folder is on sys.path
 
 from qwen_agent.llm.backends.llamacpp import LlamaCpp
 from qwen_agent.llm.base import FunctionCalling, SamplingParams
 from qwen_agent.messages import Message, ToolSchema
 
 DATA = Path(__file__).parent / "data" / "tool_tasks.json"
-
-
-def args_match(actual: dict[str, Any], expected: dict[str, Any]) -> bool:
-    for key, want in expected.items():
-        got = actual.get(key)
-        if isinstance(want, str):
-            if not isinstance(got, str) or want.lower() not in got.lower():
-                return False
-        elif isinstance(want, (int, float)):
-            try:
-                if abs(float(got) - float(want)) > 1e-9:
-                    return False
-            except (TypeError, ValueError):
-                return False
-    return True
-
-
-def schema_valid(schema: dict[str, Any], args: dict[str, Any]) -> bool:
-    """Required keys present, no unknown keys, enum values respected, basic types right."""
-    props = schema.get("properties", {})
-    if any(k not in args for k in schema.get("required", [])) or any(k not in props for k in args):
-        return False
-    types = {"string": str, "integer": int, "number": float, "boolean": bool}
-    for key, value in args.items():
-        p = props[key]
-        if "enum" in p and value not in p["enum"]:
-            return False
-        t = types.get(p.get("type", ""))
-        if t is not None:
-            try:
-                TypeAdapter(t).validate_python(value, strict=t is not float)
-            except Exception:  # noqa: BLE001 - any validation failure is a miss
-                return False
-    return True
 
 
 async def run_config(model: LlamaCpp, tools: list[ToolSchema], tasks: list[dict], fmt: str, constrained: bool):
@@ -79,9 +45,7 @@ async def run_config(model: LlamaCpp, tools: list[ToolSchema], tasks: list[dict]
         if want is None:
             good = not calls
         else:
-            good = (bool(calls) and calls[0].name == want
-                    and schema_valid(by_name[want].parameters, calls[0].arguments)
-                    and args_match(calls[0].arguments, task["expected_args"]))
+            good = bool(calls) and call_matches(task, calls[0].name, calls[0].arguments, by_name[want].parameters)
         ok += good
         if not good:
             failures.append((task["id"], resp.raw_text[:120].replace("\n", "\\n")))

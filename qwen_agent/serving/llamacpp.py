@@ -17,6 +17,7 @@ from typing import Self
 
 import httpx
 
+from qwen_agent.llm.backends.llamacpp_runtime import default_thread_counts
 from qwen_agent.llm.distribution.store import cache_dir, resolve
 from qwen_agent.serving.errors import ServerStartError
 from qwen_agent.serving.process import GroupProcess, free_port, log_tail
@@ -52,12 +53,15 @@ class LlamaCppServer:
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, alias: str = "qwen2.5-coder-0.5b",
                  port: int = 0, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_threads_batch: int | None = None,
                  log_path: str | os.PathLike[str] | None = None, start_timeout: float = 120.0) -> None:
         self.model_path = resolve(model if model is not None else "qwen2.5-coder-0.5b")
         self.alias = alias
         self.port = port or free_port(HOST)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or len(os.sched_getaffinity(0))
+        decode_threads, prompt_threads = default_thread_counts()  # as the embedded backend; it says why
+        self.n_threads = n_threads or decode_threads
+        self.n_threads_batch = n_threads_batch or prompt_threads
         self.start_timeout = start_timeout
         if log_path is None:
             folder = cache_dir() / "logs"
@@ -82,10 +86,9 @@ class LlamaCppServer:
         return self._process is not None and self._process.alive()
 
     def command(self) -> list[str]:
-        threads = str(self.n_threads)
         return [sys.executable, "-c", _LAUNCHER, "--model", str(self.model_path), "--host", HOST,
                 "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--model_alias", self.alias,
-                "--n_threads", threads, "--n_threads_batch", threads,
+                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads_batch),
                 # Its default cuts off a streaming reply whenever another request arrives; queue them instead.
                 "--interrupt_requests", "false"]
 

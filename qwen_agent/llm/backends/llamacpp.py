@@ -21,6 +21,7 @@ from qwen_agent.llm.backends.llamacpp_runtime import (
     chat_prompt,
     checked_grammar,
     continuation_prompt,
+    default_thread_counts,
     load_llama,
     perf_counters,
 )
@@ -75,6 +76,7 @@ class LlamaCpp(LocalModel[Any]):
         *,
         n_ctx: int = 8192,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         n_batch: int = 512,
         seed: int | None = None,
         chat_format: str | None = None,
@@ -86,7 +88,9 @@ class LlamaCpp(LocalModel[Any]):
     ) -> None:
         """``chat_format=None`` uses the GGUF's own chat template. ``extra_buffer_types`` enables llama.cpp's
         weight-repacking buffers (AMX, CPU repack); off by default because the AMX path crashes the process on
-        some virtual machines that advertise AMX, and the quantisations we ship gain little from it."""
+        some virtual machines that advertise AMX, and the quantisations we ship gain little from it.
+        ``n_threads`` (decoding) and ``n_threads_batch`` (prompt evaluation) default to half and all of the usable
+        cores, as llama-cpp-python does (`default_thread_counts` says why)."""
         if not 0 < n_ctx <= MAX_CONTEXT:
             raise ValueError(f"n_ctx must be between 1 and {MAX_CONTEXT}, got {n_ctx}")
         spec = DEFAULT_MODEL if model_path is None else os.fspath(model_path)
@@ -94,7 +98,9 @@ class LlamaCpp(LocalModel[Any]):
                          function_calling=function_calling, max_input_tokens=max_input_tokens)
         self.model_spec = spec
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        decode_threads, prompt_threads = default_thread_counts()
+        self.n_threads = n_threads or decode_threads
+        self.n_threads_batch = n_threads_batch or prompt_threads
         self.n_batch = n_batch
         self.seed = seed
         self.chat_format = chat_format
@@ -107,10 +113,11 @@ class LlamaCpp(LocalModel[Any]):
         path = resolve(self.model_spec)
         llm = load_llama(
             path, extra_buffer_types=self.extra_buffer_types, n_ctx=self.n_ctx, n_threads=self.n_threads,
-            n_threads_batch=self.n_threads, n_batch=self.n_batch, chat_format=self.chat_format, verbose=self.verbose,
+            n_threads_batch=self.n_threads_batch, n_batch=self.n_batch, chat_format=self.chat_format,
+            verbose=self.verbose,
             **({"seed": self.seed} if self.seed is not None else {}),
         )
-        return llm, f"{path}, n_ctx={self.n_ctx}, {self.n_threads} threads"
+        return llm, f"{path}, n_ctx={self.n_ctx}, {self.n_threads} decode / {self.n_threads_batch} prompt threads"
 
     def _release(self, handle: Any) -> None:
         handle.close()

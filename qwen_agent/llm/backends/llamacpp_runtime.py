@@ -23,6 +23,7 @@ __all__ = [
     "chat_prompt",
     "checked_grammar",
     "continuation_prompt",
+    "default_thread_counts",
     "import_llama_cpp",
     "load_llama",
     "metered_llama_class",
@@ -55,6 +56,23 @@ def import_llama_cpp() -> ModuleType:
         if added:
             os.environ.pop("OMP_WAIT_POLICY", None)
     return sys.modules[llama_cpp.__name__]
+
+
+def default_thread_counts() -> tuple[int, int]:
+    """Default (decode, prompt) thread counts: half the usable cores for decoding, all of them for prompts.
+
+    This is llama-cpp-python's own rule (``cpu_count // 2`` and ``cpu_count``), on the cores this process may
+    actually run on (its affinity mask, which taskset and cgroup cpusets narrow). Decoding a small model is a
+    few hundred short OpenMP regions per token, each ending at a barrier: with sleeping waits (the PASSIVE policy
+    set above) every barrier costs a wake-up, and with spinning waits a thread whose partner was descheduled burns
+    its time slice. On 2 cores, decoding Qwen2.5-0.5B with 2 threads and PASSIVE ran at 19-20 tok/s where
+    llama-cpp-python's default (1 decode thread) ran at 36 tok/s on an idle machine; bounded spinning
+    (``GOMP_SPINCOUNT`` 10k / 100k) kept 2 threads but fell to 0.63x / 0.18x of that default on busy cores
+    (benchmarks/bench_embedded_model.py). Prompt evaluation is large matrix products with few barriers per unit
+    of work, so it keeps every core.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(cores // 2, 1), max(cores, 1)
 
 
 class CallStats:
