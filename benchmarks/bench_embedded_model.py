@@ -199,7 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=96)
-    ap.add_argument("--variants", default="agent+n_threads=2",
+    ap.add_argument("--variants", default="agent+n_threads=1",
                     help="comma-separated extra variants besides the baseline and `agent` ('' for none)")
     ap.add_argument("--phases", default="idle,busy")
     ap.add_argument("--skip-kv", action="store_true")

@@ -59,20 +59,18 @@ def import_llama_cpp() -> ModuleType:
 
 
 def default_thread_counts() -> tuple[int, int]:
-    """Default (decode, prompt) thread counts: half the usable cores for decoding, all of them for prompts.
+    """Default (decode, prompt) thread counts: every usable core for both.
 
-    This is llama-cpp-python's own rule (``cpu_count // 2`` and ``cpu_count``), on the cores this process may
-    actually run on (its affinity mask, which taskset and cgroup cpusets narrow). Decoding a small model is a
-    few hundred short OpenMP regions per token, each ending at a barrier: with sleeping waits (the PASSIVE policy
-    set above) every barrier costs a wake-up, and with spinning waits a thread whose partner was descheduled burns
-    its time slice. On 2 cores, decoding Qwen2.5-0.5B with 2 threads and PASSIVE ran at 19-20 tok/s where
-    llama-cpp-python's default (1 decode thread) ran at 36 tok/s on an idle machine; bounded spinning
-    (``GOMP_SPINCOUNT`` 10k / 100k) kept 2 threads but fell to 0.63x / 0.18x of that default on busy cores
-    (benchmarks/bench_embedded_model.py). Prompt evaluation is large matrix products with few barriers per unit
-    of work, so it keeps every core.
+    Measured side by side in fresh processes (benchmarks/bench_embedded_model.py, 2 cores, Qwen2.5-0.5B, 96 tokens):
+    2 decode threads with the PASSIVE wait policy set above decoded at 20.4 tok/s where llama-cpp-python's own
+    rule (``cpu_count // 2`` = 1 decode thread) gave 13.7 (1.50x), and with two CPU hogs running both gave the same
+    (0.90x vs 0.89x of llama-cpp-python's default). An earlier idle measurement had the 1-thread default ahead
+    (36 vs 19-20 tok/s); it did not reproduce, so the faster measured setting stays. Spinning waits are not an
+    option: bounded spinning (``GOMP_SPINCOUNT`` 10k / 100k) fell to 0.63x / 0.18x on busy cores, and unbounded
+    spinning stalled a busy machine (6 s -> 97 s). Cores are those this process may run on (its affinity mask).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(cores // 2, 1), max(cores, 1)
+    return max(cores, 1), max(cores, 1)
 
 
 class CallStats:
