@@ -39,6 +39,30 @@ def ensure_phoenix_venv(root: Path | None = None) -> Path:
                                root=root)
 
 
+# Phoenix binds its OTLP gRPC receiver to every interface ("[::]:PORT", no setting changes it); the tests only use its
+# HTTP side on 127.0.0.1, and nothing the tests start may listen beyond loopback: the gRPC address is rewritten.
+_LAUNCHER = """
+import sys
+import grpc.aio
+
+_server = grpc.aio.server
+
+
+def _loopback_server(*args, **kwargs):
+    server = _server(*args, **kwargs)
+    add = server.add_insecure_port
+    server.add_insecure_port = lambda address: add(address.replace("[::]:", "127.0.0.1:", 1))
+    return server
+
+
+grpc.aio.server = _loopback_server
+from phoenix.server.main import main
+
+sys.argv[0] = "phoenix"
+sys.exit(main())
+"""
+
+
 class PhoenixServer:
     """``phoenix serve`` on free ports of 127.0.0.1 with a throw-away working dir; a context manager."""
 
@@ -61,8 +85,8 @@ class PhoenixServer:
                     "PHOENIX_PORT": str(self.port), "PHOENIX_GRPC_PORT": str(self.grpc_port),
                     "PHOENIX_TELEMETRY_ENABLED": "false", "DO_NOT_TRACK": "1"})
         log = self._workdir / "phoenix.log"
-        self._process = GroupProcess([os.fspath(self.venv / "bin" / "phoenix"), "serve"], env=env, log_path=log,
-                                     grace=5.0)
+        self._process = GroupProcess([os.fspath(self.venv / "bin" / "python"), "-c", _LAUNCHER, "serve"], env=env,
+                                     log_path=log, grace=5.0)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if not self._process.alive():
