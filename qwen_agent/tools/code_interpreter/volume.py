@@ -5,7 +5,8 @@ a background thread keeps writing once the cell has returned, and a flood of emp
 scan. A tmpfs mounted on the work dir with ``size=`` and ``nr_inodes=`` is a limit the kernel enforces on every
 write (``ENOSPC``), for the sandbox and for the host's own writes (figures) alike. Mounting needs root (CAP_SYS_ADMIN
 in the initial namespaces); without it the watchdog runs in its own thread — never on the event loop — counting
-bytes and entries and stopping the kernel when either budget is exceeded.
+bytes and entries and stopping the kernel when either budget is exceeded. It measures on a poll and at once when
+inotify reports a write (``dirwatch``), which keeps a fast writer's overshoot to a few MiB.
 
 The tmpfs lives as long as the kernel's work dir (restarts keep it). Files already in the directory are copied in
 when it is mounted; when the session ends the files are copied back to the directory on disk (regular files and
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from qwen_agent.tools.code_interpreter import hostfs
+from qwen_agent.tools.code_interpreter.dirwatch import DirChanges
 from qwen_agent.tools.errors import SandboxError
 
 __all__ = ["MNT_DETACH", "WorkVolume"]
@@ -160,10 +162,14 @@ class WorkVolume:
         self.last_bytes += n_bytes
         return True
 
-    def start_watch(self, on_exceeded: Callable[[str], None], min_interval: float = 0.05) -> None:
+    def start_watch(self, on_exceeded: Callable[[str], None], poll_interval: float = 0.05,
+                    min_gap: float = 0.002) -> None:
         """Watch in a thread until ``stop_watch``: ``on_exceeded(reason)`` once a budget is passed.
 
-        Each pause is at least ten times the last scan, so a directory made slow to scan cannot take a core.
+        The directory is measured every ``poll_interval`` seconds, and at once when inotify reports a write
+        (``dirwatch``), so a fast writer is stopped a few MiB past the budget rather than a poll interval's worth
+        of page-cache writes. Between two scans there are at least ``min_gap`` seconds and ten times the last scan's
+        duration, so a directory made slow to scan, or a stream of writes, cannot take a core.
         """
         if self.kind == "tmpfs" or self._watch is not None:
             return
@@ -172,16 +178,25 @@ class WorkVolume:
         self._allow_bytes, self._allow_entries = max(self.max_bytes, used), max(self.max_files, entries)
 
         def watch() -> None:
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    reason = self.over_budget()
-                except OSError:
-                    reason = None
-                if reason is not None:
-                    on_exceeded(reason)
-                    return
-                self._stop.wait(max(min_interval, 10 * (time.monotonic() - t0)))
+            changes = DirChanges.open(self.path)
+            try:
+                while not self._stop.is_set():
+                    t0 = time.monotonic()
+                    try:
+                        reason = self.over_budget()
+                    except OSError:
+                        reason = None
+                    if reason is not None:
+                        on_exceeded(reason)
+                        return
+                    gap = max(min_gap, 10 * (time.monotonic() - t0))
+                    if changes is None or gap >= poll_interval:
+                        self._stop.wait(max(poll_interval, gap))
+                    elif not self._stop.wait(gap):
+                        changes.wait(poll_interval - gap)
+            finally:
+                if changes is not None:
+                    changes.close()
 
         self._watch = threading.Thread(target=watch, name=f"qwen-agent-quota-{self.path.name}", daemon=True)
         self._watch.start()
