@@ -96,3 +96,51 @@ def test_a_rag_answer_carries_annotations(client: openai.OpenAI) -> None:
     assert document.status_code == 200 and "28 days" in document.text
     wrong = re.sub(r"/v1/knowledge/[^/]+/", "/v1/knowledge/guessed-token/", citation["url"])
     assert httpx.get(wrong).status_code == 404
+
+
+def _ask_rag(client: openai.OpenAI, question: str, session: str) -> tuple[str, list[dict]]:
+    stream = client.chat.completions.create(model="rag", stream=True, extra_headers={"X-Session-Id": session},
+                                            messages=[{"role": "user", "content": question}])
+    content, annotations = "", []
+    for chunk in stream:
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            annotations += choice.delta.model_extra.get("annotations") or []
+    return content, annotations
+
+
+def test_a_document_uploaded_into_a_session_is_answered_from_and_cited(
+        server: BackgroundServer, client: openai.OpenAI) -> None:
+    """The web page's "documents for rag" upload: indexed for the session, cited with the session's own file URL,
+    and invisible to every other session."""
+    text = ("# Visitor guide\n\n## Parking\n\nVisitors park on level 3 of the north garage, in bay 41. "
+            "The gate code is given at reception.\n")
+    up = httpx.post(f"{server.base_url}/files?filename=visitors.md", content=text.encode(),
+                    headers={"X-Session-Id": "uploader"})
+    assert up.status_code == 200, up.text
+    assert up.json()["x_indexed_for"] == ["rag"] and up.json()["x_index_errors"] == []
+
+    question = "Which garage, level and bay do visitors park in?"
+    content, annotations = _ask_rag(client, question, "uploader")
+    assert "41" in content or "north garage" in content, content
+    cited = [a["url_citation"] for a in annotations if a["url_citation"]["source"] == "visitors.md"]
+    assert cited, (content, annotations)
+    assert "/v1/files/" in cited[0]["url"] and "/v1/knowledge/" not in cited[0]["url"]
+    document = httpx.get(cited[0]["url"].split("#")[0])
+    assert document.status_code == 200 and "bay 41" in document.text
+
+    other, other_notes = _ask_rag(client, question, "someone-else")
+    assert all(a["url_citation"]["source"] != "visitors.md" for a in other_notes), other_notes
+    assert "41" not in other and "north garage" not in other, other
+
+
+def test_an_unreadable_document_upload_is_kept_and_reported(server: BackgroundServer, client: openai.OpenAI) -> None:
+    up = httpx.post(f"{server.base_url}/files?filename=broken.pdf", content=b"%PDF-1.7 not really a pdf",
+                    headers={"X-Session-Id": "broken-upload"})
+    assert up.status_code == 200, up.text
+    body = up.json()
+    assert body["x_indexed_for"] == [] and body["x_index_errors"], body
+    assert "/tmp" not in body["x_index_errors"][0]  # the server's own paths are not shown
+    assert httpx.get(body["url"]).content.startswith(b"%PDF-1.7")  # the file itself is kept
+    content, _ = _ask_rag(client, "How many days of paid holiday do I get?", "broken-upload")
+    assert "28" in content, content

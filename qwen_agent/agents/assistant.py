@@ -19,7 +19,7 @@ from qwen_agent.tracing.api import Span, attached
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit, KnowledgeBase
 
-__all__ = ["DEFAULT_SYSTEM", "Assistant"]
+__all__ = ["DEFAULT_SYSTEM", "Assistant", "passages_for"]
 
 DEFAULT_SYSTEM = "You are a helpful assistant that answers questions about the user's documents."
 
@@ -98,22 +98,7 @@ class Assistant(Agent):
 
     def passages(self, question: str) -> list[Hit]:
         """The passages for ``question`` within the token budget; none when nothing is relevant enough."""
-        if not question.strip():
-            return []
-        best = self.knowledge.search(question, k=1, mode="vector")
-        if not best or best[0].score < self.min_relevance:
-            return []
-        hits = self.knowledge.context_for(question, self.token_budget)
-        if any(h.chunk_id is None for h in hits):
-            # Whole documents come in reading order; a small model answers from what it reads first, so put the
-            # documents that match the question best first.
-            ranked = self.knowledge.search(question, k=20)
-            rank: dict[tuple[str, int | None, str | None], int] = {}
-            for i, h in enumerate(ranked):
-                rank.setdefault((h.source, h.page, h.sheet), i)
-                rank.setdefault((h.source, None, None), i)
-            hits.sort(key=lambda h: rank.get((h.source, h.page, h.sheet), rank.get((h.source, None, None), 99)))
-        return hits
+        return passages_for(self.knowledge, question, self.token_budget, self.min_relevance)
 
     def knowledge_note(self, hits: list[Hit]) -> str:
         """The knowledge block: passages under their citation markers, or a "nothing found" note."""
@@ -125,3 +110,24 @@ class Assistant(Agent):
     async def aclose(self) -> None:
         await super().aclose()
         self.knowledge.close()
+
+
+def passages_for(knowledge: KnowledgeBase, question: str, token_budget: int, min_relevance: float) -> list[Hit]:
+    """The passages of ``knowledge`` for ``question`` within ``token_budget``; none when no passage is at least
+    ``min_relevance`` similar to it. Whole documents when they fit, ordered by how well they match."""
+    if not question.strip():
+        return []
+    best = knowledge.search(question, k=1, mode="vector")
+    if not best or best[0].score < min_relevance:
+        return []
+    hits = knowledge.context_for(question, token_budget)
+    if any(h.chunk_id is None for h in hits):
+        # Whole documents come in reading order; a small model answers from what it reads first, so put the
+        # documents that match the question best first.
+        ranked = knowledge.search(question, k=20)
+        rank: dict[tuple[str, int | None, str | None], int] = {}
+        for i, h in enumerate(ranked):
+            rank.setdefault((h.source, h.page, h.sheet), i)
+            rank.setdefault((h.source, None, None), i)
+        hits.sort(key=lambda h: rank.get((h.source, h.page, h.sheet), rank.get((h.source, None, None), 99)))
+    return hits

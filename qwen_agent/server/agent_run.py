@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from qwen_agent.agents import (
@@ -25,6 +26,9 @@ from qwen_agent.server.errors import from_model_error
 from qwen_agent.server.profiles import ProfileRuntime
 from qwen_agent.server.protocol import Completion
 from qwen_agent.server.sessions import Session
+
+if TYPE_CHECKING:
+    from qwen_agent.retrieval import Hit
 
 __all__ = ["agent_chunks"]
 
@@ -89,11 +93,22 @@ async def agent_chunks(runtime: ProfileRuntime, agent: Agent, messages: list[Mes
                 finish = "length"
             hits = getattr(agent, "hits", None)
             if hits:
-                notes = annotations_for("".join(content), hits, base_url, runtime.name, runtime.sources)
+                notes = annotations_for("".join(content), hits, base_url, runtime.name, runtime.sources,
+                                        _upload_url(session, base_url))
                 if notes:
                     yield completion.chunk({"annotations": notes})
             yield completion.chunk({}, finish_reason=finish)
             yield completion.usage_chunk(result.usage)
+
+
+def _upload_url(session: Session | None, base_url: str) -> Callable[[Hit], str | None]:
+    """The session file URL of a passage that came from the session's uploads, else None."""
+    def url(hit: Hit) -> str | None:
+        if session is None or session.uploads_dir is None or Path(hit.path).parent != session.uploads_dir.resolve():
+            return None
+        name = Path(hit.path).name
+        return f"{base_url}/v1/files/{session.token}/{quote(name)}" if name in session.uploads else None
+    return url
 
 
 def _figures(event: ToolCallFinished, session: Session | None, base_url: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +25,7 @@ from qwen_agent.server.profiles import ModelFactory, Profiles
 from qwen_agent.server.protocol import Completion, parse_request
 from qwen_agent.server.proxy_run import proxy_chunks, traced_proxy
 from qwen_agent.server.response import RunResponse, RunStats
+from qwen_agent.server.session_docs import is_document
 from qwen_agent.server.sessions import Session, SessionManager, safe_filename
 from qwen_agent.tracing.genai import CONVERSATION_ID
 
@@ -165,12 +167,22 @@ def create_app(config: ServeConfig, *, model_factory: ModelFactory | None = None
             raise APIError.bad_request("Uploads go into a session: send an X-Session-Id header.", "X-Session-Id")
         data = await _read_body(request, limits.max_upload_bytes)
         session = state.sessions.acquire(namespace, sid)
+        indexed: list[str] = []
+        problems: list[str] = []
         try:
             await session.add_upload(name, data)
+            if is_document(name):
+                rag = [r for r in state.profiles.runtimes() if r.knowledge is not None]
+                stores = {r.knowledge.embedder.model_id: (r.knowledge.embedder, r.knowledge.config) for r in rag}
+                errors = await session.index_documents(list(stores.values()))
+                hide = f"{session.uploads_dir}/"  # the server's own paths are none of the client's business
+                problems = [e.message.replace(hide, "") for e in errors if Path(e.path).name == name]
+                indexed = [] if problems else [r.name for r in rag]
         finally:
             await state.sessions.release(session)
         return JSONResponse({"id": f"file-{name}", "object": "file", "filename": name, "bytes": len(data),
-                             "purpose": "session", "url": f"{state.base_url(request)}/v1/files/{session.token}/{name}"})
+                             "purpose": "session", "url": f"{state.base_url(request)}/v1/files/{session.token}/{name}",
+                             "x_indexed_for": indexed, "x_index_errors": problems})
 
     async def get_file(request: Request) -> Response:
         session = state.sessions.by_token(request.path_params["token"])

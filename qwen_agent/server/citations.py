@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from qwen_agent.agents import Assistant
-from qwen_agent.retrieval import Hit
+from qwen_agent.agents.assistant import passages_for
+from qwen_agent.retrieval import Hit, KnowledgeBase
 
 __all__ = ["CitingAssistant", "SourceIndex", "annotations_for"]
 
@@ -18,12 +20,30 @@ _MARKER = re.compile(r"\[([^\[\]\n]{1,200})\]")
 
 
 class CitingAssistant(Assistant):
-    """An `Assistant` for one request: ``hits`` holds the passages retrieved for it."""
+    """An `Assistant` for one request: ``hits`` holds the passages retrieved for it.
+
+    ``uploads`` is the knowledge base of the documents the user uploaded into the session. When both it and the
+    profile's documents have relevant passages each gets half the token budget (uploads first: the user brought
+    them for this conversation); when only one has, it gets all of it.
+    """
 
     hits: list[Hit]
 
+    def __init__(self, *args: Any, uploads: KnowledgeBase | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.uploads = uploads
+        self.hits = []
+
     def passages(self, question: str) -> list[Hit]:
-        hits = super().passages(question)
+        if self.uploads is None:
+            hits = super().passages(question)
+        else:
+            budget, floor = self.token_budget, self.min_relevance
+            mine = passages_for(self.uploads, question, budget, floor)
+            shared = passages_for(self.knowledge, question, budget if not mine else budget // 2, floor)
+            if mine and shared:
+                mine = passages_for(self.uploads, question, budget - budget // 2, floor)
+            hits = mine + shared
         self.hits = hits
         return hits
 
@@ -52,9 +72,13 @@ def _location(hit: Hit) -> str:
     return ""
 
 
-def annotations_for(content: str, hits: list[Hit], base_url: str, profile: str,
-                    sources: SourceIndex) -> list[dict[str, Any]]:
-    """One ``url_citation`` per source marker in ``content`` that names a retrieved passage."""
+def annotations_for(content: str, hits: list[Hit], base_url: str, profile: str, sources: SourceIndex,
+                    session_url: Callable[[Hit], str | None] | None = None) -> list[dict[str, Any]]:
+    """One ``url_citation`` per source marker in ``content`` that names a retrieved passage.
+
+    ``session_url`` gives the URL of a passage from the session's own uploads (served only under the session's
+    token); the profile's documents are served under the profile's route.
+    """
     by_citation = {h.citation: h for h in hits}
     by_source: dict[str, Hit] = {}
     for h in hits:
@@ -64,8 +88,12 @@ def annotations_for(content: str, hits: list[Hit], base_url: str, profile: str,
         hit = by_citation.get(match.group(0)) or by_source.get(match.group(1).strip())
         if hit is None:
             continue
-        name = sources.register(hit)
-        url = f"{base_url}/v1/knowledge/{sources.token}/{quote(profile, safe='')}/{quote(name)}{_location(hit)}"
+        own = session_url(hit) if session_url is not None else None
+        if own is not None:
+            url = f"{own}{_location(hit)}"
+        else:
+            name = sources.register(hit)
+            url = f"{base_url}/v1/knowledge/{sources.token}/{quote(profile, safe='')}/{quote(name)}{_location(hit)}"
         out.append({"type": "url_citation", "url_citation": {
             "start_index": match.start(), "end_index": match.end(), "url": url,
             "title": match.group(1).strip(),

@@ -51,11 +51,11 @@ class ProfileRuntime:
             tools.append(session.interpreter_for(p.sandbox, p.exec_timeout_s, pool))
         merged = p.sampling().merged(params)
         if self.knowledge is not None:
-            agent: Agent = CitingAssistant(self.model, tools, knowledge=self.knowledge, token_budget=p.token_budget,
-                                           system=p.system, max_steps=p.max_steps, params=merged,
-                                           function_calling=p.function_calling)
-            agent.hits = []  # type: ignore[attr-defined]
-            return agent
+            docs = session.documents if session is not None else None
+            uploads = docs.knowledge(self.knowledge.embedder.model_id) if docs is not None else None
+            return CitingAssistant(self.model, tools, knowledge=self.knowledge, uploads=uploads,
+                                   token_budget=p.token_budget, system=p.system, max_steps=p.max_steps,
+                                   params=merged, function_calling=p.function_calling)
         return Agent(self.model, tools, system=p.system, max_steps=p.max_steps, params=merged,
                      function_calling=p.function_calling)
 

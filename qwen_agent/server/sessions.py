@@ -4,7 +4,8 @@ A session is named by the client (``X-Session-Id`` or the request's ``user``) in
 that made the request, so two keys never share a session. Its files are served only under a random per-session
 token (``/v1/files/<token>/<name>``) and only the names its own tool calls reported or its uploads created, read
 through `hostfs` (no path from the sandbox is ever followed). Sessions close after ``idle_s`` without use, on
-``DELETE /v1/sessions/<id>`` and at shutdown; at most ``max_sessions`` exist at once.
+``DELETE /v1/sessions/<id>`` and at shutdown; at most ``max_sessions`` exist at once. Uploaded documents are
+indexed for the RAG profiles in the session's own store (`session_docs`), searched only by its requests.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qwen_agent.server.errors import APIError
+from qwen_agent.server.session_docs import SessionDocuments, is_document
 from qwen_agent.tools.code_interpreter import CodeInterpreter, KernelPool, SandboxConfig, hostfs
+
+if TYPE_CHECKING:
+    from qwen_agent.retrieval import Embedder, FileError, KnowledgeBaseConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,8 @@ class Session:
         self.files: dict[str, str] = {}
         self.uploads_dir: Path | None = None
         self.uploads: list[str] = []
+        #: The uploaded documents, indexed for the server's RAG profiles (see `session_docs`).
+        self.documents: SessionDocuments | None = None
         self._lock = asyncio.Lock()
         self.closed = False
 
@@ -98,6 +106,20 @@ class Session:
             if interp is not None and interp.kernel is not None:
                 await asyncio.to_thread(interp.add_files, [self.uploads_dir / name])
 
+    async def index_documents(self, stores: list[tuple[Embedder, KnowledgeBaseConfig | None]]) -> list[FileError]:
+        """Index the uploaded documents once per (embedder, config) of the server's RAG profiles; returns the files
+        that could not be read (they stay uploaded, for the code interpreter)."""
+        errors: list[FileError] = []
+        async with self._lock:
+            if self.uploads_dir is None or not any(is_document(n) for n in self.uploads):
+                return errors
+            if self.documents is None:
+                self.documents = SessionDocuments(self.uploads_dir)
+            for embedder, config in stores:
+                report = await asyncio.to_thread(self.documents.update, embedder, config)
+                errors.extend(e for e in report.errors if e not in errors)
+        return errors
+
     async def interrupt(self) -> None:
         """Stop code the kernel may still be running for a cancelled run. (The kernel also interrupts a cancelled
         execution itself and lets it settle before the session's next code runs; this covers code started by a
@@ -115,6 +137,9 @@ class Session:
         if interp is not None and interp.kernel is not None:
             kernel, interp.kernel = interp.kernel, None
             await asyncio.to_thread(kernel.close, True)
+        if self.documents is not None:
+            await asyncio.to_thread(self.documents.close)
+            self.documents = None
         if self.uploads_dir is not None:
             await asyncio.to_thread(shutil.rmtree, self.uploads_dir, True)
             self.uploads_dir = None

@@ -329,7 +329,10 @@
       setStatus("Upload failed: " + ((data.error && data.error.message) || r.status));
       return;
     }
-    conv.turns.push({ role: "note", content: `Uploaded ${data.filename} (${data.bytes} bytes) into this session.` });
+    let note = `Uploaded ${data.filename} (${data.bytes} bytes) into this session.`;
+    if ((data.x_indexed_for || []).length) note += ` Indexed for ${data.x_indexed_for.join(", ")}: ask about it.`;
+    if ((data.x_index_errors || []).length) note += ` It could not be read as a document: ${data.x_index_errors[0]}`;
+    conv.turns.push({ role: "note", content: note });
     save();
     renderConversation();
     setStatus("");
