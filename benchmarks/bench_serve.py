@@ -8,16 +8,24 @@
    output tokens per second (target >= 0.9x). Skipped with --skip-vllm (it needs vLLM's venv; ~1 min start).
 
     python benchmarks/bench_serve.py [--requests 300] [--skip-vllm]
+    python benchmarks/bench_serve.py --processes   # 1. only, the server and the backend in their own processes
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,20 +82,20 @@ async def through_server(url: str, profile: str, question: str, n: int, stream: 
     return times
 
 
-def overhead(backend: ScriptedServer, server: BackgroundServer, n: int) -> None:
+def overhead(backend_url: str, server_url: str, n: int) -> None:
     print(f"\n1. overhead per request, instant rule-model backend ({n} requests each, after 30 warm-up)")
-    print(f"{'case':<34}{'in-process p50':>16}{'serve p50':>12}{'added':>10}")
-    model = OpenAICompatible(backend.base_url, "rule-model")
+    print(f"{'case':<38}{'in-process p50':>16}{'serve p50':>12}{'added':>10}")
+    model = OpenAICompatible(backend_url, "rule-model")
     for label, profile, question, tools in (("plain answer (1 model call)", "plain", QUESTION, []),
                                             ("calculator step (2 model calls)", "calc", TOOL_QUESTION,
                                              ["calculator"])):
         asyncio.run(in_process(model, question, tools, 30))
         base = statistics.median(asyncio.run(in_process(model, question, tools, n)))
         for stream in (False, True):
-            asyncio.run(through_server(server.url, profile, question, 30, stream))
-            served = statistics.median(asyncio.run(through_server(server.url, profile, question, n, stream)))
+            asyncio.run(through_server(server_url, profile, question, 30, stream))
+            served = statistics.median(asyncio.run(through_server(server_url, profile, question, n, stream)))
             name = f"{label}, {'SSE' if stream else 'JSON'}"
-            print(f"{name:<34}{base * 1e3:>13.2f} ms{served * 1e3:>9.2f} ms{(served - base) * 1e3:>7.2f} ms")
+            print(f"{name:<38}{base * 1e3:>13.2f} ms{served * 1e3:>9.2f} ms{(served - base) * 1e3:>7.2f} ms")
     model.close()
 
 
@@ -205,16 +213,74 @@ def vllm_throughput(clients: int = 32, max_tokens: int = 48) -> None:
     print(f"   serve / in-process throughput (best of two): {ratio:.2f}x")
 
 
+BACKEND_PROCESS = """
+import sys, time
+from qwen_agent.testing import RuleModel, ScriptedServer
+with ScriptedServer(models=["rule-model"], responder=RuleModel(context_length=32768)) as backend:
+    print(backend.base_url, flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def own_processes(tmp: Path) -> Iterator[tuple[str, str]]:
+    """The rule-model backend and `qwen-agent serve` each in a process of its own: (backend URL, server URL).
+
+    In one process the benchmark's client, the server and the backend are three event loops sharing one GIL, and
+    a request crossing between them can wait out the 5 ms switch interval; what a deployment pays is the server's
+    own work plus one more loopback hop, which is what this measures.
+    """
+    backend = subprocess.Popen([sys.executable, "-c", BACKEND_PROCESS], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    server = None
+    try:
+        assert backend.stdout is not None
+        backend_url = backend.stdout.readline().strip()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = tmp / "agents.toml"
+        cfg.write_text(f'model = "openai:{backend_url}#rule-model"\n[server]\nkernel_pool = 0\n'
+                       '[profiles.plain]\n[profiles.calc]\ntools = ["calculator"]\n')
+        server = subprocess.Popen([sys.executable, "-m", "qwen_agent.cli", "serve", "--config", str(cfg),
+                                   "--port", str(port), "--log-level", "warning"])
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("qwen-agent serve did not come up")
+            time.sleep(0.2)
+        yield backend_url, url
+    finally:
+        for proc in (server, backend):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--processes", action="store_true",
+                    help="overhead only, with the server and the backend each in its own process")
     args = ap.parse_args()
     print(f"bench_serve: {os.cpu_count()} cores")
+    if args.processes:
+        with tempfile.TemporaryDirectory() as tmp, own_processes(Path(tmp)) as (backend_url, server_url):
+            print("server and backend each in their own process")
+            overhead(backend_url, server_url, args.requests)
+        return
     with ScriptedServer(models=["rule-model"], responder=RuleModel(context_length=32768)) as backend:
         spec = f"openai:{backend.base_url}#rule-model"
         with BackgroundServer(config(spec)) as server:
-            overhead(backend, server, args.requests)
+            print("server on a thread of this process (client, server and backend share one GIL)")
+            overhead(backend.base_url, server.url, args.requests)
             concurrency(server)
     if not args.skip_vllm:
         vllm_throughput()
