@@ -13,7 +13,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -22,9 +22,12 @@ from qwen_agent.llm.backends.llamacpp_runtime import (
     checked_grammar,
     continuation_prompt,
     default_thread_counts,
+    import_llama_cpp,
     load_llama,
     perf_counters,
 )
+from qwen_agent.llm.backends.llamacpp_sampling import FULL_GRAMMAR_FLAG
+from qwen_agent.llm.backends.llamacpp_sampling import install as install_checked_grammar
 from qwen_agent.llm.backends.local import DEFAULT_MAX_TOKENS, LocalModel, template_message
 from qwen_agent.llm.backends.worker import Emit
 from qwen_agent.llm.distribution.catalogue import CATALOGUE, DEFAULT_MODEL
@@ -85,12 +88,17 @@ class LlamaCpp(LocalModel[Any]):
         verbose: bool = False,
         extra_buffer_types: bool = False,
         max_input_tokens: int | None = None,
+        grammar_sampling: Literal["checked", "full"] = "checked",
     ) -> None:
         """``chat_format=None`` uses the GGUF's own chat template. ``extra_buffer_types`` enables llama.cpp's
         weight-repacking buffers (AMX, CPU repack); off by default because the AMX path crashes the process on
         some virtual machines that advertise AMX, and the quantisations we ship gain little from it.
-        ``n_threads`` (decoding) and ``n_threads_batch`` (prompt evaluation) default to half and all of the usable
-        cores, as llama-cpp-python does (`default_thread_counts` says why)."""
+        ``n_threads`` (decoding) and ``n_threads_batch`` (prompt evaluation) default to every usable core
+        (`default_thread_counts` says why). ``grammar_sampling``: ``"checked"`` asks a constraining grammar about
+        the token the model chose and checks the whole vocabulary only when it is refused, as llama.cpp's own
+        server does (`llamacpp_sampling`: same tokens, constrained steps 1.4-1.5x faster on a quiet machine and
+        far more under load); ``"full"`` is
+        llama-cpp-python's way, the grammar over every token at every step."""
         if not 0 < n_ctx <= MAX_CONTEXT:
             raise ValueError(f"n_ctx must be between 1 and {MAX_CONTEXT}, got {n_ctx}")
         spec = DEFAULT_MODEL if model_path is None else os.fspath(model_path)
@@ -107,6 +115,7 @@ class LlamaCpp(LocalModel[Any]):
         self.verbose = verbose
         self.extra_buffer_types = extra_buffer_types
         self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self.grammar_sampling = grammar_sampling
 
     # ---- loading and counting (worker thread) ------------------------------------------------------------------
     def _load(self) -> tuple[Any, str]:
@@ -117,6 +126,7 @@ class LlamaCpp(LocalModel[Any]):
             verbose=self.verbose,
             **({"seed": self.seed} if self.seed is not None else {}),
         )
+        install_checked_grammar(llm, import_llama_cpp())
         return llm, f"{path}, n_ctx={self.n_ctx}, {self.n_threads} decode / {self.n_threads_batch} prompt threads"
 
     def _release(self, handle: Any) -> None:
@@ -144,6 +154,7 @@ class LlamaCpp(LocalModel[Any]):
     def _generate(self, handle: Any, messages: list[Message], params: SamplingParams, grammar: str | None,
                   emit: Emit, cancel: threading.Event) -> None:
         request = [template_message(m) for m in messages]
+        handle.__dict__[FULL_GRAMMAR_FLAG] = self.grammar_sampling == "full"
         try:
             kwargs = self._sampling_kwargs(handle, params, grammar)
             finish: str | None = None
