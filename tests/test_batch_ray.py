@@ -136,6 +136,14 @@ def test_a_fatal_error_in_an_actor_stops_the_eval(cluster: None, tmp_path: Path)
     assert "item-1" not in ids and ids == sorted(set(ids), key=ids.index), "no record for the fatal item, no dups"
 
 
+def _pool_actors() -> list[str]:
+    """Ids of every batch-pool actor the cluster has had (from the GCS: the state API needs the dashboard, which
+    the test cluster does not run)."""
+    import ray._private.state
+
+    return [aid for aid, info in ray._private.state.actors().items() if info.get("ActorClassName") == "_Actor"]
+
+
 def test_the_eval_cli_runs_on_a_cluster_by_address_and_resumes(cluster: None, tmp_path: Path) -> None:
     """`qwen-agent eval --ray ADDRESS` as a user runs it: a separate process joins the running cluster, its actors
     ask the (loopback) model server, records land in order, and --resume asks nothing again."""
@@ -143,14 +151,13 @@ def test_the_eval_cli_runs_on_a_cluster_by_address_and_resumes(cluster: None, tm
     import sys
 
     import ray
-    from ray.util.state import list_actors
 
     from qwen_agent.eval.bfcl.dataset import bfcl_wheel
     from qwen_agent.testing import RuleModel, ScriptedServer
 
     bfcl_wheel()  # fetched (or found) here, so the subprocess's time goes to the run
     address = ray.get_runtime_context().gcs_address
-    actors_before = {a.actor_id for a in list_actors(filters=[("class_name", "=", "_Actor")], limit=1000)}
+    actors_before = set(_pool_actors())
     out = tmp_path / "run"
     with ScriptedServer(models=["rule-model"], responder=RuleModel(context_length=8192)) as server:
         args = [sys.executable, "-m", "qwen_agent.cli", "eval", "bfcl", "-c", "simple_python,irrelevance", "--limit",
@@ -163,8 +170,7 @@ def test_the_eval_cli_runs_on_a_cluster_by_address_and_resumes(cluster: None, tm
         again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600, env=env)
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
         assert len(server.chat_requests) == 4  # nothing was asked again
-    new_actors = [a for a in list_actors(filters=[("class_name", "=", "_Actor")], limit=1000)
-                  if a.actor_id not in actors_before]
+    new_actors = [a for a in _pool_actors() if a not in actors_before]
     assert len(new_actors) >= 2, new_actors  # the CLI's workers were actors on this cluster
     records = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ["simple_python_0", "simple_python_1", "irrelevance_0", "irrelevance_1"]
