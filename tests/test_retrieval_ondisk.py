@@ -109,3 +109,43 @@ def test_a_knowledge_base_on_ivfpq_updates_and_reranks_exactly(tmp_path: Path) -
 def test_too_few_vectors_for_ivfpq_fall_back_to_flat(n: int) -> None:
     x = clustered(n, 3)
     assert VectorIndex.build(x, np.arange(n), DIM, "ivfpq").kind == "flat"
+
+
+def test_an_ivfpq_write_and_a_repair_never_hold_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond RAM: a write trains on a sample and fills the lists from SQLite batch by batch; so does the rebuild
+    of a damaged index on open. Loading every vector at once would fail this test."""
+    from qwen_agent.retrieval import knowledge_base as kb_module
+    from qwen_agent.retrieval.store import Store
+
+    def refuse(self: Store, dim: int) -> None:
+        pytest.fail("every vector was loaded at once")
+
+    batches: list[int] = []
+    real_iter = Store.iter_vectors
+
+    def spy(self: Store, batch: int):  # type: ignore[no-untyped-def]
+        for ids, vectors in real_iter(self, batch):
+            batches.append(len(ids))
+            yield ids, vectors
+
+    monkeypatch.setattr(Store, "all_vectors", refuse)
+    monkeypatch.setattr(Store, "iter_vectors", spy)
+    monkeypatch.setattr(kb_module, "ADD_BATCH", 300)
+    monkeypatch.setattr(kb_module, "IVFPQ_TRAIN_MAX", 500)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(1100):
+        (docs / f"note{i:04d}.txt").write_text(f"The code word of this note is {word(i)}.\n")
+    config = KnowledgeBaseConfig(index_kind="ivfpq")
+    store = tmp_path / "kb"
+    with KnowledgeBase.build(docs, store, embedder=HashEmbedder(), config=config) as kb:
+        assert kb.stats()["index_kind"] == "ivfpq"
+        assert batches == [300, 300, 300, 200]
+        some = next(iter(kb._store.chunk_rows(list(range(1, 50)))))
+        own = kb._store.vectors_for([some])[some]
+        assert kb.search("x", k=1, mode="vector", query_vector=own)[0].chunk_id == some
+    (store / "vectors.1.faiss").write_bytes(b"damaged")
+    batches.clear()
+    with KnowledgeBase.open(store, embedder=HashEmbedder(), config=config) as kb:
+        assert kb.search("x", k=1, mode="vector", query_vector=own)[0].chunk_id == some
+        assert batches == [300, 300, 300, 200], "the repair streamed too"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ from qwen_agent.durable import fsync_dir
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.models import IndexKind
 
-__all__ = ["FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "IVFPQ_NPROBE", "IVF_NPROBE", "ONDISK_MIN",
-           "VectorIndex", "choose_kind", "ondisk_path"]
+__all__ = ["ADD_BATCH", "FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "IVFPQ_MIN", "IVFPQ_NPROBE",
+           "IVFPQ_TRAIN_MAX", "IVF_NPROBE", "ONDISK_MIN", "VectorIndex", "choose_kind", "ondisk_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ ONDISK_MIN = 2_000_000
 IVFPQ_NPROBE = 32
 #: Training points for the coarse quantiser and the PQ codebooks (a sample: training on millions buys little).
 IVFPQ_TRAIN_MAX = 100_000
+#: Fewer vectors than this are too few to train IVF-PQ; a flat index serves them.
+IVFPQ_MIN = 1000
+#: Vectors added to an IVF-PQ index at a time (~100 MB of float32 at 384 dimensions).
+ADD_BATCH = 65_536
 
 
 def _faiss() -> Any:
@@ -94,7 +99,7 @@ class VectorIndex:
         n = len(ids)
         kind = choose_kind(n, requested)
         if kind == "ivfpq":
-            if n >= 1000:
+            if n >= IVFPQ_MIN:
                 return cls._build_ivfpq(vectors, ids, dim, ondisk)
             logger.info("IVF-PQ needs training data; %d vectors are too few, using a flat index", n)
             kind = "flat"
@@ -123,13 +128,22 @@ class VectorIndex:
 
     @classmethod
     def _build_ivfpq(cls, vectors: np.ndarray, ids: np.ndarray, dim: int, ondisk: Path | None) -> VectorIndex:
-        faiss = _faiss()
         n = len(ids)
+        rng = np.random.default_rng(0)
+        sample = vectors if n <= IVFPQ_TRAIN_MAX else vectors[np.sort(rng.choice(n, IVFPQ_TRAIN_MAX, replace=False))]
+        batches = ((ids[i:i + ADD_BATCH], vectors[i:i + ADD_BATCH]) for i in range(0, n, ADD_BATCH))
+        return cls.build_ivfpq_streaming(n, sample, batches, dim, ondisk)
+
+    @classmethod
+    def build_ivfpq_streaming(cls, n: int, sample: np.ndarray, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                              dim: int, ondisk: Path | None) -> VectorIndex:
+        """An IVF-PQ index of ``n`` vectors that never holds them all: trained on ``sample`` (at most
+        IVFPQ_TRAIN_MAX of them), then filled from ``batches`` of (ids, vectors). With ``ondisk`` the codes go to
+        the lists file as they are added, so the peak is the sample plus one batch, whatever ``n`` is."""
+        faiss = _faiss()
         nlist = max(16, min(int(4 * math.sqrt(n)), n // 39, 65_536))
         quantizer = faiss.IndexFlatIP(dim)
         inner = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_subquantizers(dim), 8, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        sample = vectors if n <= IVFPQ_TRAIN_MAX else vectors[np.sort(rng.choice(n, IVFPQ_TRAIN_MAX, replace=False))]
         inner.train(np.ascontiguousarray(sample, dtype=np.float32))
         if ondisk is not None:
             ondisk.unlink(missing_ok=True)
@@ -138,8 +152,8 @@ class VectorIndex:
         inner.nprobe = IVFPQ_NPROBE
         index = cls(inner, "ivfpq", dim)
         index._lists = lists if ondisk is not None else None
-        for start in range(0, n, 65_536):  # add in slices: the codes go to disk, the float copies stay small
-            index.add(vectors[start:start + 65_536], ids[start:start + 65_536])
+        for batch_ids, batch_vectors in batches:  # the codes go to disk, the float copies stay one batch
+            index.add(batch_vectors, batch_ids)
         return index
 
     def __len__(self) -> int:

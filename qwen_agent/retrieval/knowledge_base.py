@@ -22,7 +22,14 @@ from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedde
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.fusion import FusionConfig, fuse
 from qwen_agent.retrieval.hits import row_hit, whole_documents
-from qwen_agent.retrieval.index import VectorIndex, choose_kind, ondisk_path
+from qwen_agent.retrieval.index import (
+    ADD_BATCH,
+    IVFPQ_MIN,
+    IVFPQ_TRAIN_MAX,
+    VectorIndex,
+    choose_kind,
+    ondisk_path,
+)
 from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
 from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
 from qwen_agent.retrieval.pgvector_store import PgVectorStore, open_synced
@@ -276,10 +283,19 @@ class KnowledgeBase:
             if new_ids and vectors is not None:
                 current.add(vectors, np.asarray(new_ids, dtype=np.int64))
             return current
-        ids, matrix = self._store.all_vectors(dim)
         # Called inside the write: on-disk IVF-PQ lists go next to the next generation's index file.
         target = ondisk_path(self._store.faiss_path(self._store.generation + 1))
-        return VectorIndex.build(matrix, ids, dim, self.config.index_kind, ondisk=target)
+        return self._build_from_store(dim, total, target)
+
+    def _build_from_store(self, dim: int, total: int, ondisk: Path | None) -> VectorIndex:
+        """A new vector index of every stored chunk. IVF-PQ is trained on a sample and filled batch by batch from
+        SQLite, so a collection larger than RAM never has to fit in it; the other kinds hold their vectors in
+        memory anyway, so they are built from one matrix."""
+        if choose_kind(total, self.config.index_kind) == "ivfpq" and total >= IVFPQ_MIN:
+            return VectorIndex.build_ivfpq_streaming(total, self._store.sample_vectors(IVFPQ_TRAIN_MAX),
+                                                     self._store.iter_vectors(ADD_BATCH), dim, ondisk)
+        ids, matrix = self._store.all_vectors(dim)
+        return VectorIndex.build(matrix, ids, dim, self.config.index_kind, ondisk=ondisk)
 
     def _dim(self) -> int:
         stored = self._store.get_meta("dim")
@@ -318,8 +334,7 @@ class KnowledgeBase:
             return vectors
         except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
             logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
-            ids, matrix = self._store.all_vectors(dim)
-            return VectorIndex.build(matrix, ids, dim, self.config.index_kind)
+            return self._build_from_store(dim, total, None)
 
     def _load_pg(self, dim: int, gen: int, total: int) -> PgVectorStore:
         """The table, re-synced from SQLite when another writer or a crash left it at another generation."""

@@ -194,6 +194,30 @@ class Store:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         return ids, matrix
 
+    def iter_vectors(self, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every chunk in id order, ``batch`` at a time: for indexes built without holding them
+        all (IVF-PQ on disk)."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+                                        (last, batch)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            last = int(ids[-1])
+
+    def sample_vectors(self, k: int, seed: int = 0) -> np.ndarray:
+        """``k`` stored vectors chosen at random (all of them when there are fewer): training data for IVF-PQ."""
+        with self._lock:
+            all_ids = np.fromiter((r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")),
+                                  dtype=np.int64)
+        chosen = all_ids if len(all_ids) <= k else np.sort(np.random.default_rng(seed).choice(all_ids, k,
+                                                                                               replace=False))
+        found = self.vectors_for([int(i) for i in chosen])
+        return np.stack([found[int(i)] for i in chosen if int(i) in found])
+
     def all_tokens(self) -> tuple[np.ndarray, list[list[str]]]:
         with self._lock:
             rows = self._db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
