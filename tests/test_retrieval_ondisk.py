@@ -149,3 +149,15 @@ def test_an_ivfpq_write_and_a_repair_never_hold_every_vector(tmp_path: Path, mon
     with KnowledgeBase.open(store, embedder=HashEmbedder(), config=config) as kb:
         assert kb.search("x", k=1, mode="vector", query_vector=own)[0].chunk_id == some
         assert batches == [300, 300, 300, 200], "the repair streamed too"
+
+
+def test_faiss_lines_about_growing_the_lists_file_stay_off_stdout(tmp_path: Path,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """faiss printf()s "resizing <file>" to stdout as the lists file grows; a CLI's stdout is its output."""
+    x = clustered(3000, 4)
+    print("before", flush=True)
+    VectorIndex.build(x, np.arange(3000), DIM, "ivfpq", ondisk=ondisk_path(tmp_path / "v.faiss"))
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n"
+    assert "resizing" in err

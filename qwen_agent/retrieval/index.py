@@ -15,10 +15,14 @@ HNSW cannot remove vectors) or when the file on disk is missing or damaged.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import math
 import os
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,9 @@ IVFPQ_MIN = 1000
 ADD_BATCH = 65_536
 
 
+_libc = ctypes.CDLL(None)
+
+
 def _faiss() -> Any:
     import faiss
 
@@ -69,6 +76,29 @@ def choose_kind(n_vectors: int, requested: IndexKind = "auto") -> str:
 def ondisk_path(index_path: Path) -> Path:
     """Where the inverted lists of the IVF-PQ index saved at ``index_path`` live (same folder, same stem)."""
     return index_path.with_suffix(".ivfdata")
+
+
+_REDIRECT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _c_stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr while on-disk lists are written.
+
+    faiss's ``OnDiskInvertedLists`` printf()s "resizing <file> to <n> bytes" to stdout every time its file grows,
+    unconditionally. A CLI's stdout is its output (answers, JSON), so those lines go to stderr with the other
+    diagnostics. C's stdio buffer is flushed before fd 1 is restored, or the lines would come out later on stdout.
+    """
+    with _REDIRECT_LOCK:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+            yield
+        finally:
+            _libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _pq_subquantizers(dim: int) -> int:
@@ -152,8 +182,9 @@ class VectorIndex:
         inner.nprobe = IVFPQ_NPROBE
         index = cls(inner, "ivfpq", dim)
         index._lists = lists if ondisk is not None else None
-        for batch_ids, batch_vectors in batches:  # the codes go to disk, the float copies stay one batch
-            index.add(batch_vectors, batch_ids)
+        with _c_stdout_to_stderr() if ondisk is not None else contextlib.nullcontext():
+            for batch_ids, batch_vectors in batches:  # the codes go to disk, the float copies stay one batch
+                index.add(batch_vectors, batch_ids)
         return index
 
     def __len__(self) -> int:
