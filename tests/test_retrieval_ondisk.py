@@ -46,6 +46,15 @@ def word(i: int) -> str:
     return "zz" + "".join(chr(ord("a") + int(d)) for d in str(i))
 
 
+def notes(tmp_path: Path, n: int) -> Path:
+    """A folder of ``n`` one-line notes, each with its own code word."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(n):
+        (docs / f"note{i:04d}.txt").write_text(f"The code word of this note is {word(i)}.\n")
+    return docs
+
+
 def test_auto_keeps_lists_on_disk_only_for_large_collections() -> None:
     assert choose_kind(FLAT_MAX) == "flat"
     assert choose_kind(ONDISK_MIN - 1) == "hnsw"
@@ -77,10 +86,7 @@ def test_ivfpq_lists_live_on_disk_and_load_memory_mapped(tmp_path: Path) -> None
 
 
 def test_a_knowledge_base_on_ivfpq_updates_and_reranks_exactly(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(1100):
-        (docs / f"note{i:04d}.txt").write_text(f"The code word of this note is {word(i)}.\n")
+    docs = notes(tmp_path, 1100)
     config = KnowledgeBaseConfig(index_kind="ivfpq")
     store = tmp_path / "kb"
     with KnowledgeBase.build(docs, store, embedder=HashEmbedder(), config=config) as kb:
@@ -132,10 +138,7 @@ def test_an_ivfpq_write_and_a_repair_never_hold_every_vector(tmp_path: Path, mon
     monkeypatch.setattr(Store, "iter_vectors", spy)
     monkeypatch.setattr(kb_module, "ADD_BATCH", 300)
     monkeypatch.setattr(kb_module, "IVFPQ_TRAIN_MAX", 500)
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(1100):
-        (docs / f"note{i:04d}.txt").write_text(f"The code word of this note is {word(i)}.\n")
+    docs = notes(tmp_path, 1100)
     config = KnowledgeBaseConfig(index_kind="ivfpq")
     store = tmp_path / "kb"
     with KnowledgeBase.build(docs, store, embedder=HashEmbedder(), config=config) as kb:
