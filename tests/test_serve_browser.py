@@ -144,6 +144,19 @@ def test_hostile_model_output_renders_inert(page, backend: ScriptedServer) -> No
     assert page.evaluate("() => window.pwned") is None
 
 
+def test_a_bare_url_renders_as_a_link(page, backend: ScriptedServer) -> None:
+    """A bare URL used to make the renderer link its own text again and again ("Maximum call stack size
+    exceeded"); streamed, even a markdown link is a bare URL until its closing parenthesis arrives."""
+    backend.script(ScriptedReply.text("See https://example.com/docs for more, or [the guide](https://example.com/g"))
+    page.select_option("#profile", "plain")
+    ask(page, "where are the docs?")
+    wait_done(page)
+    answer = last_answer(page).locator("[data-testid=answer]")
+    hrefs = [a.get_attribute("href") for a in answer.locator("a").all()]
+    assert hrefs == ["https://example.com/docs", "https://example.com/g"]
+    assert answer.locator("a").first.inner_text() == "https://example.com/docs"
+
+
 def test_stop_cancels_the_run_on_the_server(page, backend: ScriptedServer, server: BackgroundServer) -> None:
     stats = server.state.stats
     cancelled = stats.cancelled

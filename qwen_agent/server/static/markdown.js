@@ -68,19 +68,24 @@
           parent.appendChild(document.createTextNode(m[8]));  // the text, without the unsafe target
         }
       } else if (m[10] !== undefined) {
+        // A bare URL is its own text: shown as text, never parsed again (it would match itself forever).
         const href = safeLink(m[10]);
-        parent.appendChild(href ? makeLink(href, m[10]) : document.createTextNode(m[10]));
+        parent.appendChild(href ? makeLink(href, m[10], true) : document.createTextNode(m[10]));
       }
     }
     if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
   }
 
-  function makeLink(href, text) {
+  function makeLink(href, text, plain) {
     const a = document.createElement("a");
     a.href = href;
     a.target = "_blank";
     a.rel = "noopener noreferrer nofollow";
-    inline(text, a);
+    if (plain) {
+      a.textContent = text;
+    } else {
+      inline(text, a);
+    }
     return a;
   }
 
