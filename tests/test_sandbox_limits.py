@@ -123,15 +123,20 @@ async def test_a_writer_that_outlives_its_cell_is_stopped(tmp_path, quota, where
         assert out.data["stdout"] == "returned\n"
         await asyncio.sleep(3)
         used, _ = hostfs.usage(tool.work_dir)
+        await asyncio.sleep(0.5)
+        assert hostfs.usage(tool.work_dir)[0] == used, "the writer is still writing"
         after = await run(tool, "print(stopped)")
         if tool.kernel.volume.kind == "tmpfs":  # the writes failed with ENOSPC; the kernel lives on
             assert used <= 8 * _MiB, used
             assert "No space left" in after.data["stdout"], after.text
         else:
             # The watchdog stopped the kernel: during the cell if it caught the writer that early, else between
-            # calls. Whichever call came next says why. inotify wakes it on the first write past its last scan;
-            # polling alone (every 50 ms) let 40-180 MiB through at page-cache speed.
-            assert used <= 8 * _MiB + 64 * _MiB, used
+            # calls. Whichever call came next says why. It reacts to inotify within a write or two, and kills the
+            # sandbox's pid namespace directly: 9-19 MiB were left on a quiet machine. It is a thread on the host,
+            # though, and with the CPUs overcommitted it was measured off-CPU for 20-45 ms while the writer went on
+            # at page-cache speed (up to 93 MiB were left with two busy loops beside it), so the bound here is
+            # loose; what it keeps out is a writer that is never stopped (gigabytes in these 3 s).
+            assert used <= 8 * _MiB + 192 * _MiB, used
             told = [r for r in (out, after) if r.data["restarted"] and "quota" in (r.data["notice"] or "")]
             assert told, (out.text, after.text)
     finally:

@@ -8,11 +8,9 @@ The kernel's process is the outer bwrap process: killing it takes the whole pid 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import time
 import weakref
@@ -226,9 +224,8 @@ class Kernel:
         """Called by the watchdog thread: stop the sandbox now; the waiting execution reports why."""
         self._quota_reason = reason
         proc = self.process
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            proc.stop_now()
 
     async def shutdown(self, remove_work_dir: bool = False) -> None:
         """Stop the kernel and its sandbox for good. The work dir (figures, outputs) stays unless

@@ -21,10 +21,12 @@ Privileges. No program that the sandbox could have influenced ever runs with pri
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -189,12 +191,20 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 class SandboxedProcess:
     """A spawned sandbox: the outer bwrap process. Killing it kills everything inside (pid namespace and
-    die-with-parent)."""
+    die-with-parent).
 
-    def __init__(self, popen: subprocess.Popen[bytes], sandboxed: bool, cgroup: SandboxCgroup | None = None) -> None:
+    ``child_pidfd`` refers to the process bwrap made inside the new namespaces (its pid namespace's init). The
+    payload runs in a session of its own, so killing bwrap's process group reaches it only through the
+    die-with-parent chain, and a writer keeps writing meanwhile (4–20 MiB were measured); ``stop_now`` kills the
+    init directly, which kills the whole pid namespace. A pidfd, so a recycled pid is never signalled.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], sandboxed: bool, cgroup: SandboxCgroup | None = None,
+                 child_pidfd: int | None = None) -> None:
         self.popen = popen
         self.sandboxed = sandboxed
         self.cgroup = cgroup
+        self.child_pidfd = child_pidfd
 
     @property
     def pid(self) -> int:
@@ -203,15 +213,25 @@ class SandboxedProcess:
     def poll(self) -> int | None:
         return self.popen.poll()
 
-    def kill(self) -> None:
-        """SIGKILL the whole sandbox (or process group for ``mode="none"``) and reap it."""
+    def stop_now(self) -> None:
+        """SIGKILL everything in the sandbox without waiting (safe from any thread); ``kill`` reaps."""
+        if self.child_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self.child_pidfd, signal.SIGKILL)
         if self.popen.poll() is None:
             try:
-                os.killpg(self.popen.pid, 9)
+                os.killpg(self.popen.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             except PermissionError:
                 self.popen.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole sandbox (or process group for ``mode="none"``) and reap it."""
+        self.stop_now()
+        if self.child_pidfd is not None:
+            os.close(self.child_pidfd)
+            self.child_pidfd = None
         try:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -277,8 +297,10 @@ def spawn(
         for fd in child_fds:
             os.close(fd)
     cgroup = None
+    child_pidfd: int | None = None
     try:
         child = _child_pid(popen, info_r)
+        child_pidfd = os.pidfd_open(child)
         if as_root:
             _write_id_maps(child, config.sandbox_uid, config.host_uid)
         for res, limit in rlimits(config.limits).items():
@@ -291,13 +313,15 @@ def spawn(
     except BaseException:
         popen.kill()
         popen.wait()
+        if child_pidfd is not None:
+            os.close(child_pidfd)
         if cgroup is not None:
             cgroup.remove()
         raise
     finally:
         os.close(block_w)
         os.close(info_r)
-    return SandboxedProcess(popen, sandboxed=True, cgroup=cgroup)
+    return SandboxedProcess(popen, sandboxed=True, cgroup=cgroup, child_pidfd=child_pidfd)
 
 
 def write_identity_files(private_dir: Path, uid: int) -> None:

@@ -5,8 +5,8 @@ a background thread keeps writing once the cell has returned, and a flood of emp
 scan. A tmpfs mounted on the work dir with ``size=`` and ``nr_inodes=`` is a limit the kernel enforces on every
 write (``ENOSPC``), for the sandbox and for the host's own writes (figures) alike. Mounting needs root (CAP_SYS_ADMIN
 in the initial namespaces); without it the watchdog runs in its own thread — never on the event loop — counting
-bytes and entries and stopping the kernel when either budget is exceeded. It measures on a poll and at once when
-inotify reports a write (``dirwatch``), which keeps a fast writer's overshoot to a few MiB.
+bytes and entries and stopping the kernel when either budget is exceeded (``watchdog``). Between its full scans it
+re-measures what inotify reports written, which keeps a fast writer's overshoot to a few MiB.
 
 The tmpfs lives as long as the kernel's work dir (restarts keep it). Files already in the directory are copied in
 when it is mounted; when the session ends the files are copied back to the directory on disk (regular files and
@@ -22,13 +22,12 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from qwen_agent.tools.code_interpreter import hostfs
-from qwen_agent.tools.code_interpreter.dirwatch import DirChanges
+from qwen_agent.tools.code_interpreter.watchdog import run_watchdog
 from qwen_agent.tools.errors import SandboxError
 
 __all__ = ["MNT_DETACH", "WorkVolume"]
@@ -132,21 +131,28 @@ class WorkVolume:
     # ---- watchdog ------------------------------------------------------------------------------------------------
 
     def over_budget(self) -> str | None:
-        """Why the work dir is over its limits, or None. A tmpfs cannot be (writes fail instead).
-
-        A work dir already over budget (files left before a restart) is allowed to shrink: the allowance starts at
-        what is there and ratchets down to the limit as files are deleted, so code can clean up but never grow it.
-        """
+        """Why the work dir is over its limits now, or None (one full scan). A tmpfs cannot be (writes fail
+        instead)."""
         if self.kind == "tmpfs":
             return None
         used, entries = hostfs.usage(self.path, stop_bytes=self._allow_bytes + 1, stop_entries=self._allow_entries)
-        self.last_bytes = used
+        return self._judge(used, entries, True)
+
+    def _judge(self, used: int, entries: int, scanned: bool) -> str | None:
+        """Why ``used`` bytes and ``entries`` are over budget, or None.
+
+        A work dir already over budget (files left before a restart) is allowed to shrink: the allowance starts at
+        what is there and ratchets down to the limit as full scans (``scanned``) find files deleted, so code can
+        clean up but never grow it.
+        """
         if used > self._allow_bytes:
             return f"disk quota ({self.max_bytes:,} bytes)"
         if entries > self._allow_entries:
             return f"file count limit ({self.max_files:,} files and directories)"
-        self._allow_bytes = max(self.max_bytes, min(self._allow_bytes, used))
-        self._allow_entries = max(self.max_files, min(self._allow_entries, entries))
+        if scanned:
+            self.last_bytes = used
+            self._allow_bytes = max(self.max_bytes, min(self._allow_bytes, used))
+            self._allow_entries = max(self.max_files, min(self._allow_entries, entries))
         return None
 
     def reserve(self, n_bytes: int) -> bool:
@@ -164,41 +170,18 @@ class WorkVolume:
 
     def start_watch(self, on_exceeded: Callable[[str], None], poll_interval: float = 0.05,
                     min_gap: float = 0.002) -> None:
-        """Watch in a thread until ``stop_watch``: ``on_exceeded(reason)`` once a budget is passed.
-
-        The directory is measured every ``poll_interval`` seconds, and at once when inotify reports a write
-        (``dirwatch``), so a fast writer is stopped a few MiB past the budget rather than a poll interval's worth
-        of page-cache writes. Between two scans there are at least ``min_gap`` seconds and ten times the last scan's
-        duration, so a directory made slow to scan, or a stream of writes, cannot take a core.
-        """
+        """Watch in a thread until ``stop_watch``: ``on_exceeded(reason)`` once a budget is passed (``watchdog``:
+        full scans every ``poll_interval`` seconds, and between them an estimate kept current by inotify)."""
         if self.kind == "tmpfs" or self._watch is not None:
             return
         self._stop.clear()
         used, entries = hostfs.usage(self.path)
         self._allow_bytes, self._allow_entries = max(self.max_bytes, used), max(self.max_files, entries)
-
-        def watch() -> None:
-            changes = DirChanges.open(self.path)
-            try:
-                while not self._stop.is_set():
-                    t0 = time.monotonic()
-                    try:
-                        reason = self.over_budget()
-                    except OSError:
-                        reason = None
-                    if reason is not None:
-                        on_exceeded(reason)
-                        return
-                    gap = max(min_gap, 10 * (time.monotonic() - t0))
-                    if changes is None or gap >= poll_interval:
-                        self._stop.wait(max(poll_interval, gap))
-                    elif not self._stop.wait(gap):
-                        changes.wait(poll_interval - gap)
-            finally:
-                if changes is not None:
-                    changes.close()
-
-        self._watch = threading.Thread(target=watch, name=f"qwen-agent-quota-{self.path.name}", daemon=True)
+        self._watch = threading.Thread(
+            target=run_watchdog, name=f"qwen-agent-quota-{self.path.name}", daemon=True,
+            args=(self.path, self._judge, on_exceeded, self._stop),
+            kwargs={"limits": lambda: (self._allow_bytes + 1, self._allow_entries),
+                    "poll_interval": poll_interval, "min_gap": min_gap})
         self._watch.start()
 
     def stop_watch(self) -> None:
