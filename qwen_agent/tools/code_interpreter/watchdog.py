@@ -3,9 +3,9 @@
 A full scan costs time in proportion to the entries (100,000 are allowed), so the watchdog may not run one after
 every write: it waits ten times the last scan's CPU time between two, or a directory made slow to scan would take a
 core. A fast writer gets far in that wait (1–8 GiB/s into the page cache: with a scan after every wake-up, 8–47 MiB
-were left against an 8 MiB budget on a quiet machine, 78 MiB in CI). Between scans the estimate re-measures only the entries inotify reported
-(one ``lstat`` each, ``dirwatch``), so the watchdog sees the budget passed within a write or two; it then confirms
-with a full scan, which is what stops the kernel.
+were left against an 8 MiB budget on a quiet machine, 78 MiB in CI). Between scans the estimate re-measures only the
+entries inotify reported (one ``lstat`` each, ``dirwatch``), so the watchdog sees the budget passed within a write or
+two; it then confirms with a full scan, which is what stops the kernel.
 
 The estimate can run high (a directory renamed leaves its old entries counted until the next scan), which costs a
 confirming scan that finds the budget kept: after such a false alarm confirming scans wait for the rate limit again
