@@ -2,7 +2,9 @@
 
 Small models answer from the passages correctly but rarely copy the ``[doc.pdf p.3]`` markers. When an answer
 has no marker, the passage that shares the most distinctive words and numbers with it is cited; an answer that
-shares too little with every passage (a refusal, a guess) gets no citation rather than a false one.
+shares too little with every passage (a refusal, a guess) gets no citation rather than a false one. A terse answer
+("28 days") is cited when all of its words are in the passage and one of them is a number: it has fewer than the
+three shared words a longer answer needs, and the 0.5B model writes such answers often.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def best_sources(answer: str, hits: Sequence[Hit], *, min_shared: int = 3) -> li
     for hit in hits:
         shared = words & _tokens(hit.text)
         score = sum(2 if s[0].isdigit() else 1 for s in shared)
-        if len(shared) >= min_shared:
+        terse = len(words) >= 2 and shared == words and any(w[0].isdigit() for w in words)
+        if len(shared) >= min_shared or terse:
             scored.append((score, hit.citation))
     if not scored:
         return []
