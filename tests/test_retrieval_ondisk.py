@@ -120,7 +120,7 @@ def test_too_few_vectors_for_ivfpq_fall_back_to_flat(n: int) -> None:
 def test_an_ivfpq_write_and_a_repair_never_hold_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond RAM: a write trains on a sample and fills the lists from SQLite batch by batch; so does the rebuild
     of a damaged index on open. Loading every vector at once would fail this test."""
-    from qwen_agent.retrieval import knowledge_base as kb_module
+    from qwen_agent.retrieval import store_indexes
     from qwen_agent.retrieval.store import Store
 
     def refuse(self: Store, dim: int) -> None:
@@ -136,8 +136,8 @@ def test_an_ivfpq_write_and_a_repair_never_hold_every_vector(tmp_path: Path, mon
 
     monkeypatch.setattr(Store, "all_vectors", refuse)
     monkeypatch.setattr(Store, "iter_vectors", spy)
-    monkeypatch.setattr(kb_module, "ADD_BATCH", 300)
-    monkeypatch.setattr(kb_module, "IVFPQ_TRAIN_MAX", 500)
+    monkeypatch.setattr(store_indexes, "ADD_BATCH", 300)
+    monkeypatch.setattr(store_indexes, "IVFPQ_TRAIN_MAX", 500)
     docs = notes(tmp_path, 1100)
     config = KnowledgeBaseConfig(index_kind="ivfpq")
     store = tmp_path / "kb"

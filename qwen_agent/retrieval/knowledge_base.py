@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -22,19 +21,13 @@ from qwen_agent.retrieval.embeddings import Embedder, SentenceTransformerEmbedde
 from qwen_agent.retrieval.errors import StoreError
 from qwen_agent.retrieval.fusion import FusionConfig, fuse
 from qwen_agent.retrieval.hits import row_hit, whole_documents
-from qwen_agent.retrieval.index import (
-    ADD_BATCH,
-    IVFPQ_MIN,
-    IVFPQ_TRAIN_MAX,
-    VectorIndex,
-    choose_kind,
-    ondisk_path,
-)
+from qwen_agent.retrieval.index import VectorIndex, choose_kind
 from qwen_agent.retrieval.indexing import Prepared, prepare, prepare_and_embed
 from qwen_agent.retrieval.models import Hit, IndexKind, IndexReport, SearchMode
 from qwen_agent.retrieval.pgvector_store import PgVectorStore, open_synced
 from qwen_agent.retrieval.search import Reranker
 from qwen_agent.retrieval.store import Store
+from qwen_agent.retrieval.store_indexes import build_bm25, drop_generation, load_bm25, load_vectors, updated_vectors
 from qwen_agent.retrieval.vector_store import VectorStore
 from qwen_agent.tracing import genai
 from qwen_agent.tracing.api import capture_content, start_span
@@ -248,10 +241,11 @@ class KnowledgeBase:
                         store.set_meta("pg_table", pg.table)
                         vindex = pg
                     else:
-                        vindex = self._updated_vectors(removed, new_ids, vectors)
+                        current = self._vectors if isinstance(self._vectors, VectorIndex) else None
+                        vindex = updated_vectors(store, current, self._dim(), self.config.index_kind, removed,
+                                                 new_ids, vectors)
                         vindex.save(store.faiss_path(gen + 1))
-                    chunk_ids, token_lists = store.all_tokens()
-                    bm25 = BM25Index.build(token_lists, chunk_ids)
+                    bm25 = build_bm25(store)
                     bm25.save(store.bm25_path(gen + 1))
                     store.set_meta("index_kind", vindex.kind)
                     store.set_meta("generation", str(gen + 1))
@@ -259,43 +253,8 @@ class KnowledgeBase:
                 self._loaded_gen = None  # in-memory indexes may have been mutated; reload from disk
                 raise
             self._vectors, self._bm25, self._loaded_gen = vindex, bm25, gen + 1
-            # The previous generation is no longer referenced (readers hold their indexes in memory).
-            store.faiss_path(gen).unlink(missing_ok=True)
-            ondisk_path(store.faiss_path(gen)).unlink(missing_ok=True)
-            shutil.rmtree(store.bm25_path(gen), ignore_errors=True)
+            drop_generation(store, gen)
             report.chunks_added, report.chunks_removed = len(new_ids), len(removed)
-
-    def _updated_vectors(self, removed: list[int], new_ids: list[int], vectors: np.ndarray | None) -> VectorIndex:
-        """Mutate the loaded index when its kind still fits and it supports the change; otherwise rebuild."""
-        dim = self._dim()
-        _, total, _ = self._store.counts()
-        current = self._vectors if isinstance(self._vectors, VectorIndex) else None
-        kind = choose_kind(total, self.config.index_kind)
-        if (
-            current is not None
-            and current.kind == kind
-            and current.dim == dim
-            and (not removed or current.can_remove)
-            and (not new_ids or current.can_add)
-        ):
-            if removed:
-                current.remove(np.asarray(removed, dtype=np.int64))
-            if new_ids and vectors is not None:
-                current.add(vectors, np.asarray(new_ids, dtype=np.int64))
-            return current
-        # Called inside the write: on-disk IVF-PQ lists go next to the next generation's index file.
-        target = ondisk_path(self._store.faiss_path(self._store.generation + 1))
-        return self._build_from_store(dim, total, target)
-
-    def _build_from_store(self, dim: int, total: int, ondisk: Path | None) -> VectorIndex:
-        """A new vector index of every stored chunk. IVF-PQ is trained on a sample and filled batch by batch from
-        SQLite, so a collection larger than RAM never has to fit in it; the other kinds hold their vectors in
-        memory anyway, so they are built from one matrix."""
-        if choose_kind(total, self.config.index_kind) == "ivfpq" and total >= IVFPQ_MIN:
-            return VectorIndex.build_ivfpq_streaming(total, self._store.sample_vectors(IVFPQ_TRAIN_MAX),
-                                                     self._store.iter_vectors(ADD_BATCH), dim, ondisk)
-        ids, matrix = self._store.all_vectors(dim)
-        return VectorIndex.build(matrix, ids, dim, self.config.index_kind, ondisk=ondisk)
 
     def _dim(self) -> int:
         stored = self._store.get_meta("dim")
@@ -315,26 +274,8 @@ class KnowledgeBase:
             _, total, _ = self._store.counts()
             kind = self._store.get_meta("index_kind") or choose_kind(total, self.config.index_kind)
             vectors: VectorStore = self._load_pg(dim, gen, total) if self._uses_pgvector() \
-                else self._load_faiss(dim, gen, total, kind)
-            try:
-                bm25 = BM25Index.load(self._store.bm25_path(gen))
-                if len(bm25) != total:
-                    raise StoreError(f"BM25 index holds {len(bm25)} chunks, store has {total}")
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("BM25 index of generation %d unusable (%s); rebuilding from the store", gen, exc)
-                chunk_ids, token_lists = self._store.all_tokens()
-                bm25 = BM25Index.build(token_lists, chunk_ids)
-            self._vectors, self._bm25, self._loaded_gen = vectors, bm25, gen
-
-    def _load_faiss(self, dim: int, gen: int, total: int, kind: str) -> VectorIndex:
-        try:
-            vectors = VectorIndex.load(self._store.faiss_path(gen), kind, dim)
-            if len(vectors) != total:
-                raise StoreError(f"vector index holds {len(vectors)} vectors, store has {total} chunks")
-            return vectors
-        except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the store
-            logger.warning("vector index of generation %d unusable (%s); rebuilding from the store", gen, exc)
-            return self._build_from_store(dim, total, None)
+                else load_vectors(self._store, dim, gen, total, kind, self.config.index_kind)
+            self._vectors, self._bm25, self._loaded_gen = vectors, load_bm25(self._store, gen, total), gen
 
     def _load_pg(self, dim: int, gen: int, total: int) -> PgVectorStore:
         """The table, re-synced from SQLite when another writer or a crash left it at another generation."""
