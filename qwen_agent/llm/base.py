@@ -1,25 +1,20 @@
-"""The `ChatModel` interface every backend implements, and the function-calling logic they all share.
+"""The `ChatModel` interface every backend implements: streaming, context fitting and tracing around a raw call.
 
 A backend only has to produce raw text (and, for servers with a tool parser, native tool calls) from a list of
-messages: `_stream_raw`, and optionally `_complete_raw` for a non-streaming request. Everything about tools lives
-here once, so every backend behaves the same:
-
-* ``prompted`` mode renders the tool schemas and the tool-call history into plain messages with a
-  `FunctionFormat` (nous / qwen / react), adds the format's stop words, optionally constrains decoding with the
-  format's grammar, and parses calls out of the reply leniently;
-* ``native`` mode sends the schemas to the server's own tool parser and, when the server returns no
-  ``tool_calls`` although the text holds one (vLLM's hermes parser with small Qwen models), parses the text itself.
+messages: `_stream_raw`, and optionally `_complete_raw` for a non-streaming request. Everything about tools lives in
+``planning`` once (prompted or native mode, answer prefill, grammar, the call check), so every backend behaves the
+same.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
-from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, TruncationReport, fit_conversation, prompt_bytes
-from qwen_agent.llm.errors import ModelError
+from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, fit_conversation, prompt_bytes
+from qwen_agent.llm.planning import Plan, finish, plan_request
 from qwen_agent.llm.tracing import ChatTrace
 
 # The boundary types live in `types` (import them from there or from `qwen_agent.llm`); re-exported here because
@@ -34,10 +29,8 @@ from qwen_agent.llm.types import (
     Usage,
 )
 from qwen_agent.messages import Message, MessageLike, ToolSchema, ToolSchemaLike, as_messages, as_tool_schemas
-from qwen_agent.prompting import get_format, render_note
-from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
-from qwen_agent.prompting.call_check import check_calls
-from qwen_agent.prompting.turn_markers import MarkerFilter, strip_turn_markers
+from qwen_agent.prompting.base import ParsedReply
+from qwen_agent.prompting.turn_markers import MarkerFilter
 from qwen_agent.sync import iterate_sync, run_sync
 
 __all__ = ["Capabilities", "ChatDelta", "ChatModel", "ChatResponse", "FunctionCalling", "RawChunk", "SamplingParams",
@@ -264,17 +257,17 @@ class ChatModel(abc.ABC):
 
     async def _fitted_plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
                            params: SamplingParams | None, function_calling: FunctionCalling | None,
-                           tool_choice: ToolChoice) -> _Plan:
+                           tool_choice: ToolChoice) -> Plan:
         """`_plan`, with older turns / long tool results left out until the prompt fits `input_budget`."""
         msgs = as_messages(messages)
         schemas = as_tool_schemas(tools)
         budget = await self.input_budget(params)
         caps = await self.capabilities()
 
-        def build(kept: list[Message]) -> _Plan:
+        def build(kept: list[Message]) -> Plan:
             return self._plan(kept, schemas, params, function_calling, tool_choice, caps)
 
-        async def measure(plan: _Plan) -> tuple[int, int]:
+        async def measure(plan: Plan) -> tuple[int, int]:
             size = prompt_bytes(plan.messages, plan.native_tools)
             if size <= budget:  # a token is at least one byte: this prompt cannot be over, no need to count
                 return size, size
@@ -288,135 +281,10 @@ class ChatModel(abc.ABC):
     # ---- shared function-calling logic ---------------------------------------------------------------------
     def _plan(self, messages: Iterable[MessageLike] | str, tools: Iterable[ToolSchemaLike] | None,
               params: SamplingParams | None, function_calling: FunctionCalling | None, tool_choice: ToolChoice,
-              caps: Capabilities) -> _Plan:
-        """Decide the request: the server's tool parser (`_plan_native`) or our formats (`_plan_prompted`)."""
-        msgs = as_messages(messages)
-        schemas = as_tool_schemas(tools)
-        fc = function_calling or self.function_calling
-        request = _Request(messages=msgs, schemas=schemas, params=self.params.merged(params), fc=fc,
-                           fmt=get_format(fc.format), answer_only=tool_choice == "none",
-                           has_tool_history=any(m.role == "tool" or m.tool_calls for m in msgs), caps=caps)
-        if fc.mode == "native" and caps.native_tools:
-            return self._plan_native(request)
-        return self._plan_prompted(request)
+              caps: Capabilities) -> Plan:
+        """Decide the request (``planning``): the server's tool parser or our formats."""
+        return plan_request(as_messages(messages), as_tool_schemas(tools), self.params.merged(params),
+                            function_calling or self.function_calling, tool_choice, caps, type(self).__name__)
 
-    @staticmethod
-    def _plan_native(r: _Request) -> _Plan:
-        """The server renders the tools itself; our parser only reads calls it missed in the text."""
-        p, fmt, schemas = r.params, r.fmt, r.schemas
-        if r.answer_only and r.has_tool_history:
-            # As in prompted mode: prefill the answer where the server can continue a message (vLLM), else leave
-            # the tools out and ask in words; tool_choice="none" alone did not stop the 0.5B model from writing
-            # its call again on vLLM.
-            if r.caps.prefill and fmt.answer_prefix:
-                p.extra_body = {**p.extra_body, "tool_choice": "none"} if schemas else p.extra_body
-                return _Plan(messages=[*r.messages, Message.assistant(fmt.answer_prefix)], params=p,
-                             native_tools=schemas or None, fmt=fmt, parse_tools=r.parse_tools,
-                             prefix=fmt.answer_prefix)
-            return _Plan(messages=[*r.messages, Message.user(render_note("answer_now"))], params=p,
-                         fmt=fmt, parse_tools=r.parse_tools)
-        if r.answer_only and schemas:
-            p.extra_body = {**p.extra_body, "tool_choice": "none"}
-        elif schemas and not r.fc.parallel:
-            p.extra_body = {"parallel_tool_calls": False, **p.extra_body}
-        return _Plan(messages=r.messages, params=p, native_tools=schemas or None, fmt=fmt,
-                     parse_tools=r.parse_tools)
-
-    def _plan_prompted(self, r: _Request) -> _Plan:
-        """Our format describes the tools in the prompt, adds its stop words, and (optionally) a grammar."""
-        p, fmt, schemas = r.params, r.fmt, r.schemas
-        if not (schemas or r.has_tool_history):
-            return _Plan(messages=r.messages, params=p, fmt=fmt, parse_tools=r.parse_tools)
-        # Answer-only without prefill: the tools are left out of the prompt. Told to answer while still shown
-        # the tools, small models write the call again (measured on llama.cpp's server with the 0.5B model).
-        shown = [] if r.answer_only and r.has_tool_history and not r.caps.prefill else schemas
-        rendered = fmt.render(r.messages, shown, parallel=r.fc.parallel)
-        p.stop = list(dict.fromkeys([*p.stop, *fmt.stop_words]))
-        grammar, prefix = None, ""
-        if r.answer_only:
-            if r.has_tool_history and r.caps.prefill and fmt.answer_prefix:
-                # Start the reply as an answer: small models otherwise repeat a call instead of answering.
-                prefix = fmt.answer_prefix
-                if rendered[-1].role == "assistant":  # the format continues its own assistant turn
-                    rendered[-1] = Message.assistant(rendered[-1].text + prefix)
-                else:
-                    rendered.append(Message.assistant(prefix))
-            elif r.has_tool_history:
-                rendered.append(Message.user(render_note("answer_now")))
-        elif r.fc.constrained and schemas:
-            if not r.caps.grammar:
-                raise ModelError(
-                    f"{type(self).__name__} cannot constrain decoding with a grammar; "
-                    "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
-                )
-            grammar = fmt.grammar(schemas, parallel=r.fc.parallel)
-        return _Plan(messages=rendered, params=p, grammar=grammar, fmt=fmt, parse_tools=r.parse_tools,
-                     prefix=prefix)
-
-    def _finish(self, plan: _Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
-        # Native calls from the server win; otherwise whatever our lenient parser found in the text.
-        found = list(last.tool_calls or []) or parsed.tool_calls
-        if not plan.parse_tools and plan.native_tools is None:
-            found = []
-        # Only calls to offered functions with arguments that fit (after schema-directed repair) are calls.
-        checked = check_calls(found, plan.native_tools if plan.native_tools is not None else plan.parse_tools)
-        calls = checked.calls
-        content = strip_turn_markers(parsed.content) if parsed.content else parsed.content
-        reasoning = "".join(x for x in (last.reasoning, parsed.reasoning) if x) or None
-        message = Message.assistant(content or None, calls or None)
-        message.reasoning_content = reasoning
-        unchanged = len(calls) == len(found) and all(a is b for a, b in zip(calls, found, strict=False))
-        if calls and unchanged and not last.tool_calls and not plan.prefix:
-            message.set_generated_text(raw_text)  # calls read from text: keep the text for a verbatim re-render
-        return ChatResponse(
-            message=message,
-            raw_text=raw_text,
-            finish_reason="tool_calls" if calls else last.finish_reason,
-            usage=last.usage,
-            model=self.model or None,
-            parse_errors=parsed.errors,
-            refused_calls=checked.errors,
-            truncation=plan.truncation,
-        )
-
-
-@dataclass(kw_only=True)
-class _Request:
-    """What `_plan` decides from: the request as asked, with the defaults and the capabilities applied."""
-
-    messages: list[Message]
-    schemas: list[ToolSchema]
-    params: SamplingParams
-    fc: FunctionCalling
-    fmt: FunctionFormat
-    #: tool_choice="none": an answer is required, no call is read.
-    answer_only: bool
-    has_tool_history: bool
-    caps: Capabilities
-
-    @property
-    def parse_tools(self) -> list[ToolSchema]:
-        return [] if self.answer_only else self.schemas
-
-
-@dataclass(kw_only=True)
-class _Plan:
-    """The request to send and how to read its reply, decided once per call."""
-
-    messages: list[Message]
-    params: SamplingParams
-    fmt: FunctionFormat
-    #: Tools the parser may find calls of; empty means "read no calls" (plain chat or tool_choice="none").
-    parse_tools: list[ToolSchema]
-    #: Tool schemas sent to the server's own parser (native mode), else None.
-    native_tools: list[ToolSchema] | None = None
-    #: GBNF grammar that constrains decoding (prompted mode, ``constrained=True``).
-    grammar: str | None = None
-    #: Text the reply was made to start with (answer prefill); part of the reply's text.
-    prefix: str = ""
-    #: What the context manager left out of the request, if anything.
-    truncation: TruncationReport | None = None
-    parser: StreamParser = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.parser = self.fmt.stream_parser(self.parse_tools)
+    def _finish(self, plan: Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
+        return finish(plan, parsed, raw_text, last, self.model or None)

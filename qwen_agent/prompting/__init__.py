@@ -1,6 +1,6 @@
 """Function-calling prompt formats (nous, qwen, react): templates that describe tools, parsers that read calls.
 
-The path of a prompted tool call, in order: ``ChatModel._plan_prompted`` (llm/base.py) renders the history with a
+The path of a prompted tool call, in order: ``plan_prompted`` (llm/planning.py) renders the history with a
 format's ``render`` (``render.py`` + ``templates/*.j2``); the reply goes to the format's ``parse`` / ``stream_parser``,
 which every format gets from ``reader.ReplyReader``; that runs ``scan.Scanner`` over the text with the format's
 recognizers (the format module's own, plus the shared tags, fences and bare JSON of ``syntax.py``); bracket spans come
