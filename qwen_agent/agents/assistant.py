@@ -19,7 +19,7 @@ from qwen_agent.tracing.api import Span, attached
 if TYPE_CHECKING:
     from qwen_agent.retrieval import Hit, KnowledgeBase
 
-__all__ = ["DEFAULT_SYSTEM", "Assistant", "passages_for"]
+__all__ = ["DEFAULT_SYSTEM", "Assistant", "is_relevant", "passages_for", "passages_within"]
 
 DEFAULT_SYSTEM = "You are a helpful assistant that answers questions about the user's documents."
 
@@ -115,11 +115,23 @@ class Assistant(Agent):
 def passages_for(knowledge: KnowledgeBase, question: str, token_budget: int, min_relevance: float) -> list[Hit]:
     """The passages of ``knowledge`` for ``question`` within ``token_budget``; none when no passage is at least
     ``min_relevance`` similar to it. Whole documents when they fit, ordered by how well they match."""
+    if not is_relevant(knowledge, question, min_relevance):
+        return []
+    return passages_within(knowledge, question, token_budget)
+
+
+def is_relevant(knowledge: KnowledgeBase, question: str, min_relevance: float) -> bool:
+    """Whether some passage of ``knowledge`` is at least ``min_relevance`` similar to ``question`` (one vector
+    search for the best passage)."""
     if not question.strip():
-        return []
+        return False
     best = knowledge.search(question, k=1, mode="vector")
-    if not best or best[0].score < min_relevance:
-        return []
+    return bool(best) and best[0].score >= min_relevance
+
+
+def passages_within(knowledge: KnowledgeBase, question: str, token_budget: int) -> list[Hit]:
+    """The passages of ``knowledge`` for ``question`` within ``token_budget``, relevant or not: whole documents when
+    they fit, ordered by how well they match."""
     hits = knowledge.context_for(question, token_budget)
     if any(h.chunk_id is None for h in hits):
         # Whole documents come in reading order; a small model answers from what it reads first, so put the

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from qwen_agent.agents import Assistant
-from qwen_agent.agents.assistant import passages_for
+from qwen_agent.agents.assistant import is_relevant, passages_within
 from qwen_agent.retrieval import Hit, KnowledgeBase
 
 __all__ = ["CitingAssistant", "SourceIndex", "annotations_for"]
@@ -39,11 +39,12 @@ class CitingAssistant(Assistant):
             hits = super().passages(question)
         else:
             budget, floor = self.token_budget, self.min_relevance
-            mine = passages_for(self.uploads, question, budget, floor)
-            shared = passages_for(self.knowledge, question, budget if not mine else budget // 2, floor)
-            if mine and shared:
-                mine = passages_for(self.uploads, question, budget - budget // 2, floor)
-            hits = mine + shared
+            use_mine = is_relevant(self.uploads, question, floor)
+            use_shared = is_relevant(self.knowledge, question, floor)
+            split = budget // 2 if use_mine and use_shared else budget
+            hits = (passages_within(self.uploads, question, budget - split if use_shared else budget)
+                    if use_mine else [])
+            hits += passages_within(self.knowledge, question, split) if use_shared else []
         self.hits = hits
         return hits
 
