@@ -6,7 +6,8 @@ scan. A tmpfs mounted on the work dir with ``size=`` and ``nr_inodes=`` is a lim
 write (``ENOSPC``), for the sandbox and for the host's own writes (figures) alike. Mounting needs root (CAP_SYS_ADMIN
 in the initial namespaces); without it the watchdog runs in its own thread — never on the event loop — counting
 bytes and entries and stopping the kernel when either budget is exceeded (``watchdog``). Between its full scans it
-re-measures what inotify reports written, which keeps a fast writer's overshoot to a few MiB.
+re-measures what inotify reports written, which keeps a fast writer's overshoot to a few MiB on a quiet machine
+(not on a loaded one: see ``watchdog``).
 
 The tmpfs lives as long as the kernel's work dir (restarts keep it). Files already in the directory are copied in
 when it is mounted; when the session ends the files are copied back to the directory on disk (regular files and
