@@ -3,17 +3,19 @@ that still break the schema, and the agent telling the model once (then requirin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
+from pydantic import BaseModel
 
 from qwen_agent.agents import Agent, StepFinished
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import FunctionCalling
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.prompting.call_check import check_calls, coerce_arguments
-from qwen_agent.testing import ScriptedReply, ScriptedServer
-from qwen_agent.tools import tool
+from qwen_agent.testing import ScriptedReply, ScriptedServer, ScriptedToolCall
+from qwen_agent.tools import Tool, tool
 
 WEATHER = ToolSchema(name="get_weather", description="Weather in a city.", parameters={
     "type": "object",
@@ -138,3 +140,68 @@ async def test_an_invented_tool_is_told_once_then_an_answer_is_required(server: 
     if fc.mode == "native":
         assert third.get("tool_choice") == "none"
     await agent.aclose()
+
+
+CODE = ToolSchema(name="code_interpreter", parameters={
+    "type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]})
+SEARCH = ToolSchema(name="search", parameters={
+    "type": "object", "properties": {"query": {"type": "string"}, "code": {"type": "string"}}, "required": ["query"]})
+
+
+@pytest.mark.parametrize(("given", "schemas", "adopted_by"), [
+    (call("train_distance", code="print(84 * 3.5)"), [CODE], "code_interpreter"),
+    (call("train_distance", code="print(84 * 3.5)"), [CODE, SEARCH], "code_interpreter"),  # search needs a query
+    (call("train_distance", code=84), [CODE], "code_interpreter"),  # repaired to a string, as a call would be
+    (call("train_distance"), [CODE], None),  # no arguments: fits anything, so says nothing
+    (call("train_distance", code="1", speed=84), [CODE], None),  # an argument the tool does not declare
+    (call("train_distance", code=["x"]), [CODE], None),  # breaks the schema
+    (call("lookup", query="x", code="y"), [SEARCH, SEARCH.model_copy(update={"name": "search2"})], None),  # two fit
+])
+def test_adopt_name_renames_only_to_the_one_function_the_arguments_fit(given: ToolCall, schemas: list[ToolSchema],
+                                                                       adopted_by: str | None) -> None:
+    from qwen_agent.prompting.call_check import adopt_name
+
+    adopted = adopt_name(given, schemas)
+    assert (adopted.name if adopted else None) == adopted_by
+    if adopted is not None:
+        assert adopted.arguments == given.arguments and adopted.id == given.id
+
+
+class RunCode(Tool):
+    """Stands in for the code interpreter: a tool whose name says nothing its argument does not."""
+
+    name = "run_code"
+    adopts_unknown_names = True
+
+    class Args(BaseModel):
+        code: str
+
+    def run(self, args: BaseModel) -> str:
+        assert isinstance(args, RunCode.Args)
+        return f"ran {args.code}"
+
+
+@pytest.mark.parametrize("fc", [FunctionCalling(mode="native"), FunctionCalling(mode="prompted", format="nous")])
+async def test_an_agent_runs_an_invented_name_on_the_tool_that_adopts_it(server: ScriptedServer,
+                                                                          fc: FunctionCalling) -> None:
+    invented = {"code": "print(84 * 3.5)"}
+    other = {"a": 1, "b": 2}  # fits `add`, which does not adopt names: still refused
+    if fc.mode == "native":
+        first = ScriptedReply(tool_calls=[ScriptedToolCall(name="train_distance", arguments=invented),
+                                          ScriptedToolCall(name="plus", arguments=other)])
+    else:
+        first = ScriptedReply.text("".join(f'<tool_call>{{"name": "{n}", "arguments": {json.dumps(a)}}}</tool_call>\n'
+                                           for n, a in [("train_distance", invented), ("plus", other)]))
+    server.script(first, ScriptedReply.text("294"))
+    agent = Agent(OpenAICompatible(server.base_url, model="qwen-test", max_retries=0), tools=[add, RunCode()],
+                  function_calling=fc)
+    result = await agent.arun("A train goes 84 km/h for 3.5 hours. How far?")
+    await agent.aclose()
+    assert result.answer == "294"
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("run_code", invented)]
+    sent = server.chat_requests[1].body["messages"]
+    assert "ran print(84 * 3.5)" in sent[-2]["content"]  # the result (a tool message, or nous's tool_response)
+    # the invented `plus` is refused and explained; `train_distance` is not mentioned: it ran
+    assert sent[-1]["role"] == "user" and "`plus` is not one of the offered functions" in sent[-1]["content"]
+    assert "train_distance" not in sent[-1]["content"]
+    assert "train_distance" not in json.dumps(sent)  # the transcript shows the call that ran, not the invented name

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+from qwen_agent.agents.adoption import adopt_refused
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
     AgentEvent,
@@ -146,6 +147,8 @@ class Agent:
     async def _loop(self, messages: Iterable[MessageLike] | str, span: Span) -> AsyncIterator[AgentEvent]:
         transcript = self._start(messages)
         schemas = self.toolbox.schemas()
+        adopting = self.toolbox.adopting_schemas()
+        offered = {s.name for s in schemas}
         parent = span.context
         usage = Usage(prompt_tokens=0, completion_tokens=0)
         made: set[str] = set()  # keys of the calls already run in this run
@@ -172,6 +175,7 @@ class Agent:
                 return
             assert response is not None, "ChatModel.astream must end with a response"
             _add_usage(usage, response)
+            response = adopt_refused(response, adopting, offered)
             calls = _unique_calls(response)
             if self.answer_on_repeat and any(_call_key(c) in made for c in calls):
                 # The model repeats a call whose result it already has (small models loop like this): drop the

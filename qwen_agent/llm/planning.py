@@ -161,5 +161,6 @@ def finish(plan: Plan, parsed: ParsedReply, raw_text: str, last: RawChunk, model
         model=model,
         parse_errors=parsed.errors,
         refused_calls=checked.errors,
+        refused=checked.refused,
         truncation=plan.truncation,
     )

@@ -84,6 +84,9 @@ class ChatResponse(BaseModel):
     #: Calls taken out of the reply because they name a function that was not offered or their arguments break
     #: its schema after repair (see `qwen_agent.prompting.call_check`): one line each, written for the model.
     refused_calls: list[str] = Field(default_factory=list)
+    #: The refused calls themselves, as the model wrote them, in the order of ``refused_calls`` (an agent may still
+    #: give one to a tool that adopts unknown names, see `qwen_agent.prompting.call_check.adopt_name`).
+    refused: list[ToolCall] = Field(default_factory=list)
     #: Set when older turns or long tool results were left out of the request to fit ``max_input_tokens``.
     truncation: TruncationReport | None = None
 

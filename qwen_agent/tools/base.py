@@ -91,6 +91,12 @@ class Tool(ABC):
     to call twice). As everywhere in the package, ``aclose()`` is the async close and ``close()`` the blocking one;
     after either, the next call starts the tool again. Set ``parallel_safe = False`` when calls must not overlap (one
     kernel, one session): calls are then serialised.
+
+    Set ``adopts_unknown_names = True`` when the tool's name says nothing its arguments do not: a small model offered
+    only ``code_interpreter`` writes ``{"name": "train_distance", "arguments": {"code": ...}}``, and the code is the
+    call. An agent then runs a call to an unknown name whose arguments fit this tool alone (and no other such tool)
+    on it. Leave it off for tools whose name is the meaning (``get_weather``): there an invented name is the model
+    asking for a function nobody offered.
     """
 
     name: str = ""
@@ -99,6 +105,7 @@ class Tool(ABC):
     timeout: float | None = DEFAULT_TIMEOUT  # seconds; None = no limit
     max_output_chars: int | None = DEFAULT_MAX_CHARS  # budget of ToolOutput.text; None = unlimited
     parallel_safe: bool = True
+    adopts_unknown_names: bool = False
 
     # per-instance state; class-level defaults keep a subclass working even if its __init__ skips super().__init__
     _started: bool = False

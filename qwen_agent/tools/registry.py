@@ -84,6 +84,11 @@ class Toolbox:
         """The schemas to offer the model, in registration order."""
         return [t.schema() for t in self._tools.values()]
 
+    def adopting_schemas(self) -> list[ToolSchema]:
+        """The schemas of the tools that take calls to unknown names whose arguments fit them
+        (``Tool.adopts_unknown_names``)."""
+        return [t.schema() for t in self._tools.values() if t.adopts_unknown_names]
+
     # ---- execution -----------------------------------------------------------------------------------------------
 
     async def execute(self, call: ToolCall) -> ToolOutput:

@@ -42,6 +42,7 @@ class CodeInterpreter(Tool):
     name = "code_interpreter"
     Args = CodeArgs
     parallel_safe = False  # one kernel: calls run one after another
+    adopts_unknown_names = True  # {"name": "train_distance", "arguments": {"code": ...}} is code to run all the same
 
     def __init__(
         self,

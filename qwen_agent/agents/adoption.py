@@ -1,0 +1,46 @@
+"""Refused calls that a tool adopts: a call to an invented name whose arguments are, unmistakably, a call to a tool
+that takes any name (``Tool.adopts_unknown_names``, the code interpreter).
+
+The model layer refuses every call to a name that was not offered (`qwen_agent.prompting.call_check`), and must:
+on a request no offered function serves, an invented name is the model asking for something else. The agent knows
+more, namely which of its tools mean only their arguments. A 0.5B model given only ``code_interpreter`` names
+its call after the question (``train_distance`` with ``{"code": "84 * 3.5"}``) in most math items; running that code
+is what the user wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from qwen_agent.llm.types import ChatResponse
+from qwen_agent.messages import ToolCall, ToolSchema
+from qwen_agent.prompting.call_check import adopt_name
+
+__all__ = ["adopt_refused"]
+
+logger = logging.getLogger(__name__)
+
+
+def adopt_refused(response: ChatResponse, adopting: list[ToolSchema], offered: set[str]) -> ChatResponse:
+    """``response`` with each refused call to a name outside ``offered`` that fits exactly one of ``adopting``
+    turned into a call to that tool (its refusal line removed); ``response`` itself when there is none."""
+    if not response.refused or not adopting or len(response.refused) != len(response.refused_calls):
+        return response
+    adopted: list[ToolCall] = []
+    refused: list[ToolCall] = []
+    errors: list[str] = []
+    for call, error in zip(response.refused, response.refused_calls, strict=True):
+        renamed = adopt_name(call, adopting) if call.name not in offered else None
+        if renamed is None:
+            refused.append(call)
+            errors.append(error)
+        else:
+            logger.info("a call to the unknown name %r runs on %r, which takes any name", call.name, renamed.name)
+            adopted.append(renamed)
+    if not adopted:
+        return response
+    calls = [*response.tool_calls, *adopted]
+    message = response.message.model_copy(update={"tool_calls": calls})
+    message.set_generated_text(None)  # the text names the invented function: re-render the calls instead
+    return response.model_copy(update={"message": message, "refused": refused, "refused_calls": errors,
+                                       "finish_reason": "tool_calls"})
