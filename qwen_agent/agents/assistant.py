@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from qwen_agent.agents.agent import Agent
 from qwen_agent.agents.citations import cite
-from qwen_agent.agents.events import AgentEvent, AgentResult, FinalAnswer, TextDelta
+from qwen_agent.agents.events import AgentEvent, AgentResult, FinalAnswer, StepFinished, TextDelta
+from qwen_agent.agents.grounding import grounded_answer
 from qwen_agent.llm.base import ChatModel
 from qwen_agent.messages import Message, MessageLike, as_messages
 from qwen_agent.prompting import render_note
@@ -39,6 +40,11 @@ class Assistant(Agent):
     the model is told the documents do not contain the answer (with no tools, the assistant says so itself
     without asking the model, which would guess); and ``cite="auto"`` appends the source marker of
     the passage an answer draws on when the model wrote none (see `citations`).
+
+    ``grounding="check"`` (the default) returns an answer as fact only when the passage sentence that answers the
+    question contains its names and numbers; otherwise the user gets that sentence with its source under a line
+    saying the documents do not state the answer directly (see `grounding`). The answer's text is then held back
+    until it is checked, so it streams as one piece; ``grounding="off"`` streams it token by token, unchecked.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class Assistant(Agent):
         token_budget: int = 1500,
         min_relevance: float | None = None,
         cite: Literal["auto", "model"] = "auto",
+        grounding: Literal["check", "off"] = "check",
         search_tool: bool = False,
         system: str | None = None,
         **kwargs: Any,
@@ -62,6 +69,7 @@ class Assistant(Agent):
             min_relevance = getattr(self.knowledge.embedder, "min_relevance", None)
         self.min_relevance = 0.25 if min_relevance is None else min_relevance
         self.cite = cite
+        self.grounding = grounding
         tools = list(tools)
         if search_tool:
             from qwen_agent.tools.retrieval import RetrievalTool
@@ -86,15 +94,41 @@ class Assistant(Agent):
             msgs[0] = Message.system(f"{msgs[0].text}\n\n{knowledge}")
         else:
             msgs.insert(0, Message.system(f"{self.system}\n\n{knowledge}"))
+        held: list[TextDelta] = []  # the text of the step that may be the answer, until it is checked
         async for event in super()._events(msgs, span):
-            if isinstance(event, FinalAnswer) and self.cite == "auto" and event.result.stop_reason == "answer":
-                answer = event.result.answer
-                cited = cite(answer, hits)
-                if cited != answer:
-                    yield TextDelta(step=event.result.steps, content=cited[len(answer.rstrip()):])
-                    event.result.messages[-1] = Message.assistant(cited)
-                    event = FinalAnswer(result=event.result.model_copy(update={"answer": cited}))
+            if self.grounding == "check" and isinstance(event, TextDelta):
+                held.append(event)
+                continue
+            if isinstance(event, StepFinished):
+                r = event.response
+                if event.discarded or r.tool_calls or r.refused_calls or r.parse_errors:  # not the answer
+                    for delta in held:
+                        yield delta
+                    held = []
+            if isinstance(event, FinalAnswer) and event.result.stop_reason == "answer":
+                event, replaced, more = self._checked(event, question, hits)
+                if not replaced:
+                    for delta in held:
+                        yield delta
+                if more:
+                    yield TextDelta(step=event.result.steps, content=more)
+                held = []
             yield event
+
+    def _checked(self, event: FinalAnswer, question: str, hits: list[Hit]) -> tuple[FinalAnswer, bool, str]:
+        """The final answer grounded (`grounding`) and cited (`citations`); whether the model's text was replaced,
+        and the text to send after what was streamed (the whole replacement, or the citation added)."""
+        answer = event.result.answer
+        final = grounded_answer(answer, question, hits) if self.grounding == "check" else answer
+        replaced = final != answer
+        more = final if replaced else ""
+        if not replaced and self.cite == "auto":
+            final = cite(answer, hits)
+            more = final[len(answer.rstrip()):] if final != answer else ""
+        if final == answer:
+            return event, False, ""
+        event.result.messages[-1] = Message.assistant(final)
+        return FinalAnswer(result=event.result.model_copy(update={"answer": final})), replaced, more
 
     def passages(self, question: str) -> list[Hit]:
         """The passages for ``question`` within the token budget; none when nothing is relevant enough."""

@@ -1,0 +1,111 @@
+"""Grounded answers: an answer whose names or numbers are not in the passage sentence that answers the question is
+not returned as fact (the wrong person from the right passage, an invented year); the right answer is, and the
+`Assistant` streams exactly the text it returns."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qwen_agent.agents import Assistant, TextDelta
+from qwen_agent.agents.grounding import check_answer, grounded_answer, is_refusal, key_terms
+from qwen_agent.llm.backends.openai_compat import OpenAICompatible
+from qwen_agent.retrieval import Hit, KnowledgeBase
+from qwen_agent.testing import ScriptedReply, ScriptedServer
+
+DATA = json.loads((Path(__file__).parents[1] / "benchmarks" / "data" / "grounded_qa.json").read_text("utf-8"))
+HITS = [Hit(text=text, source=name, path=f"/docs/{name}", citation=f"[{name}]")
+        for name, text in DATA["documents"].items()]
+QUAY = "Who built the eastern quay of the Port of Velmora?"
+
+
+@pytest.mark.parametrize("item", DATA["entity"], ids=lambda item: item["q"])
+def test_every_gold_answer_of_the_set_is_supported(item: dict[str, object]) -> None:
+    needles = item["needles"]
+    assert isinstance(needles, list)
+    for answer in (needles[0], f"It was {needles[0]} [{item['source']}].", f"{needles[0]} did."):
+        found = check_answer(answer, str(item["q"]), HITS)
+        assert found.supported, (answer, found)
+
+
+@pytest.mark.parametrize(("question", "wrong"), [
+    (QUAY, "Ilse Vandermeer."),  # the harbour master of the same passage: the issue's failure
+    (QUAY, "It was built by Helena Storm [port_of_velmora.md]."),  # the lighthouse's architect
+    ("Which contractor built the Marrow River Bridge?", "Clara Hesketh"),  # same sentence, other clause
+    ("Who was the first bookkeeper of the Saltfield Growers' Cooperative?", "Wilhelmina Roos"),
+    ("Who kept the diary of the Teller Glacier Expedition?", "Mateo Ruiz took it."),
+    ("Who started the Orrin library's travelling book van?", "Lars Orrin"),  # "Orrin" is in the question
+    ("In what year was Ilse Vandermeer born?", "She was born in 1851."),  # a year from the passage, wrong use
+    ("How many seats does the Lantern concert hall have?", "It has 1,200 seats."),  # invented
+])
+def test_a_name_or_number_outside_the_answering_clause_is_not_supported(question: str, wrong: str) -> None:
+    found = check_answer(wrong, question, HITS)
+    assert not found.supported and found.unsupported, found
+    assert found.sentence is not None and found.citation is not None
+
+
+def test_the_unsupported_answer_becomes_the_documents_own_sentence_with_its_source() -> None:
+    text = grounded_answer("Ilse Vandermeer. [port_of_velmora.md]", QUAY, HITS)
+    assert "Ilse" not in text and is_refusal(text)
+    assert "was built by the engineer Tomas Brandt between 1874 and 1879" in text
+    assert text.endswith("[port_of_velmora.md]")
+    assert grounded_answer("Tomas Brandt built it.", QUAY, HITS) == "Tomas Brandt built it."
+
+
+def test_what_cannot_be_checked_passes() -> None:
+    assert check_answer("yes, it was rebuilt after a storm", QUAY, HITS).supported  # no name, no number
+    assert check_answer("I do not know; the documents do not say.", QUAY, HITS).supported  # a refusal
+    assert check_answer("Tomas Brandt", "What is the capital of Peru?", HITS).supported  # no clause shares a word
+    assert key_terms("The Port of Velmora's quay [port_of_velmora.md]", QUAY) == []  # all from the question
+
+
+def test_key_terms_are_names_and_numbers_the_question_lacks() -> None:
+    assert key_terms("According to the passage, Clare Abbott ran it from 1968 to 1988.",
+                     "Who ran the piano school of the Amberley Music Festival in 1968?") == ["1988", "Clare Abbott"]
+    assert key_terms("It has 4,200 books.", "How many books?") == ["4200"]
+
+
+def test_a_pdf_line_break_does_not_cut_the_answering_sentence() -> None:
+    kettle = Hit(text="Five presets are printed on the handle.\nGreen tea tastes best at the\n80 degree setting, "
+                      "while the 90 degree setting suits oolong.", source="k.pdf", path="/k.pdf",
+                 citation="[k.pdf p.2]")
+    assert check_answer("Use 80 degrees.", "Which temperature setting should I use for green tea?", [kettle]).supported
+
+
+@pytest.fixture(scope="module")
+def velmora(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeBase]:
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    import retrieval_docgen as docgen
+
+    docs = tmp_path_factory.mktemp("grounded") / "docs"
+    docs.mkdir()
+    for name, text in DATA["documents"].items():
+        (docs / name).write_text(text, encoding="utf-8")
+    kb = KnowledgeBase.build(docs, tmp_path_factory.mktemp("store"), embedder=docgen.shared_embedder())
+    yield kb
+    kb.close()
+
+
+@pytest.mark.parametrize(("reply", "grounding", "expected"), [
+    ("Ilse Vandermeer.", "check", "was built by the engineer Tomas Brandt"),  # replaced by the passage's sentence
+    ("Ilse Vandermeer.", "off", "Ilse Vandermeer."),  # unchecked: as written (too terse to cite)
+    ("Tomas Brandt built it.", "check", "Tomas Brandt built it. [port_of_velmora.md]"),  # supported, cited
+])
+def test_the_assistant_streams_exactly_what_it_returns(velmora: KnowledgeBase, reply: str, grounding: str,
+                                                       expected: str) -> None:
+    with ScriptedServer(models=["qwen-test"]) as server:
+        server.script(ScriptedReply.text(reply, chunk_size=3))
+        assistant = Assistant(OpenAICompatible(server.base_url, model="qwen-test", max_retries=0), knowledge=velmora,
+                              grounding=grounding)  # type: ignore[arg-type]
+        events = list(assistant.stream(QUAY))
+    result = events[-1].result
+    assert expected in result.answer
+    assert "".join(e.content for e in events if isinstance(e, TextDelta)) == result.answer
+    assert result.messages[-1].text == result.answer
+    if grounding == "check" and reply.startswith("Ilse"):
+        assert "Ilse" not in result.answer and is_refusal(result.answer)
+        assert len([e for e in events if isinstance(e, TextDelta)]) == 1  # held back, then sent once
