@@ -35,7 +35,7 @@ import retrieval_docgen as docgen  # noqa: E402 - after the fixtures dir is put 
 
 from qwen_agent.agents import Assistant  # noqa: E402
 from qwen_agent.agents.grounding import grounded_answer, is_refusal  # noqa: E402
-from qwen_agent.llm import load_model  # noqa: E402
+from qwen_agent.llm import ChatModel, load_model  # noqa: E402
 from qwen_agent.retrieval import KnowledgeBase  # noqa: E402
 
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
@@ -69,7 +69,12 @@ def sets(folder: Path) -> dict[str, tuple[Path, list[tuple[str, list[str] | None
 
 async def run(args: argparse.Namespace) -> None:
     model = load_model(args.model) if args.model else load_model()
-    folder = Path(tempfile.mkdtemp(prefix="bench-grounded-"))
+    with tempfile.TemporaryDirectory(prefix="bench-grounded-") as tmp:
+        await run_in(args, model, Path(tmp))
+    await model.aclose()
+
+
+async def run_in(args: argparse.Namespace, model: ChatModel, folder: Path) -> None:
     stores: dict[Path, KnowledgeBase] = {}
     table: dict[str, dict[str, collections.Counter[str]]] = {}
     changed: collections.Counter[str] = collections.Counter()
@@ -93,7 +98,6 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"[{name}] {question}\n   {before:>7}: {answer[:160]!r}\n   {after:>7}: {checked[:160]!r}")
     for kb in stores.values():
         kb.close()
-    await model.aclose()
     print(f"\nmodel: {model.model}; {len(seconds)} replies, median {sorted(seconds)[len(seconds) // 2]:.1f} s each")
     print(f"{'set':<14}{'n':>4}  {'before: right / refused / wrong':>32}  {'after: right / refused / wrong':>31}"
           f"  {'replaced':>8}")

@@ -59,7 +59,12 @@ def recall(results: list[list[int]], truth: list[list[int]]) -> float:
 
 
 def main(args: argparse.Namespace) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="bench-vectors-"))
+    # Several GB at 1M (vectors, three FAISS files, PostgreSQL's data dir): removed however the run ends.
+    with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
     t0 = time.perf_counter()
     data = make_vectors(folder / "vectors.npy", args.n, args.dim, 1)
     queries = np.asarray(make_vectors(folder / "queries.npy", args.queries, args.dim, 2))
