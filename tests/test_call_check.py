@@ -172,6 +172,7 @@ class RunCode(Tool):
 
     name = "run_code"
     adopts_unknown_names = True
+    adoption_hint = "run_code runs Python code: call it with code that prints the answer."
 
     class Args(BaseModel):
         code: str
@@ -204,4 +205,22 @@ async def test_an_agent_runs_an_invented_name_on_the_tool_that_adopts_it(server:
     # the invented `plus` is refused and explained; `train_distance` is not mentioned: it ran
     assert sent[-1]["role"] == "user" and "`plus` is not one of the offered functions" in sent[-1]["content"]
     assert "train_distance" not in sent[-1]["content"]
+    assert RunCode.adoption_hint in sent[-1]["content"]  # how to use the tool that takes any name instead
     assert "train_distance" not in json.dumps(sent)  # the transcript shows the call that ran, not the invented name
+
+
+async def test_a_reply_that_restates_a_call_that_already_ran_is_not_the_answer(server: ScriptedServer) -> None:
+    """Seen on vLLM in native mode: after the call ran, the model's 'answer' was the call again, in prose
+    ("Therefore, the tool response is {...}"). It is read as the repeated call it is, dropped, and the answer is
+    asked for with tool_choice="none"."""
+    restated = 'Therefore, the tool response is {"name": "add", "arguments": {"a": 1234, "b": 5678}}'
+    server.script(ScriptedReply.call("add", {"a": 1234, "b": 5678}), ScriptedReply.text(restated),
+                  ScriptedReply.text("1234 + 5678 = 6912."))
+    agent = agent_for(server, FunctionCalling(mode="native"))
+    result = await agent.arun("What is 1234 + 5678? Use the tool.")
+    await agent.aclose()
+    assert result.answer == "1234 + 5678 = 6912." and result.stop_reason == "answer"
+    assert [c.name for c in result.tool_calls] == ["add"]  # ran once
+    third = server.chat_requests[2].body
+    assert "tools" not in third and third["messages"][-1]["role"] == "user"  # the answer is asked for
+    assert all("Therefore" not in str(m.content) for m in result.messages)  # the restatement is not kept

@@ -197,7 +197,9 @@ class Agent:
             refusal = None
             if response.refused_calls and not corrected and step < self.max_steps:
                 corrected = True
-                refusal = Message.user(render_note("call_refused", errors=response.refused_calls))
+                invented = any(c.name not in offered for c in response.refused)
+                hints = self.toolbox.adoption_hints() if invented else []
+                refusal = Message.user(render_note("call_refused", errors=response.refused_calls, hints=hints))
             if not calls:
                 if refusal is not None:
                     transcript.append(refusal)

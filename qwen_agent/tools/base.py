@@ -96,7 +96,8 @@ class Tool(ABC):
     only ``code_interpreter`` writes ``{"name": "train_distance", "arguments": {"code": ...}}``, and the code is the
     call. An agent then runs a call to an unknown name whose arguments fit this tool alone (and no other such tool)
     on it. Leave it off for tools whose name is the meaning (``get_weather``): there an invented name is the model
-    asking for a function nobody offered.
+    asking for a function nobody offered. ``adoption_hint`` is what the model is told when such a call's arguments
+    did not fit (``{"name": "muffins_left", "arguments": {"muffins_baked": 14}}``): how to use this tool instead.
     """
 
     name: str = ""
@@ -106,6 +107,7 @@ class Tool(ABC):
     max_output_chars: int | None = DEFAULT_MAX_CHARS  # budget of ToolOutput.text; None = unlimited
     parallel_safe: bool = True
     adopts_unknown_names: bool = False
+    adoption_hint: str = ""
 
     # per-instance state; class-level defaults keep a subclass working even if its __init__ skips super().__init__
     _started: bool = False

@@ -84,6 +84,10 @@ class Toolbox:
         """The schemas to offer the model, in registration order."""
         return [t.schema() for t in self._tools.values()]
 
+    def adoption_hints(self) -> list[str]:
+        """What the tools that adopt unknown names tell a model whose invented call did not fit them."""
+        return [t.adoption_hint for t in self._tools.values() if t.adopts_unknown_names and t.adoption_hint]
+
     def adopting_schemas(self) -> list[ToolSchema]:
         """The schemas of the tools that take calls to unknown names whose arguments fit them
         (``Tool.adopts_unknown_names``)."""

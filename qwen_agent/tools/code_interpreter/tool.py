@@ -43,6 +43,8 @@ class CodeInterpreter(Tool):
     Args = CodeArgs
     parallel_safe = False  # one kernel: calls run one after another
     adopts_unknown_names = True  # {"name": "train_distance", "arguments": {"code": ...}} is code to run all the same
+    adoption_hint = ("code_interpreter runs Python code: call code_interpreter with Python code that computes the "
+                     "answer and prints it.")
 
     def __init__(
         self,
