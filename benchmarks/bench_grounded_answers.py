@@ -12,7 +12,8 @@ The check is a deterministic function of the reply, the question and the passage
 Outcomes per reply: right (the answer names a gold needle), refused (says the documents do not give it), wrong.
 For corpus63 a needle with numbers counts when all its numbers are in the answer ("94 seconds" ~ "94 s").
 
-    python benchmarks/bench_grounded_answers.py [--model SPEC] [--limit N]
+    python benchmarks/bench_grounded_answers.py [--model SPEC] [--limit N] [--save replies.jsonl]
+    python benchmarks/bench_grounded_answers.py --replies replies.jsonl     # re-score, no model
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import retrieval_docgen as docgen  # noqa: E402 - after the fixtures dir is put on sys.path
 
 from qwen_agent.agents import Assistant  # noqa: E402
+from qwen_agent.agents.assistant import passages_for  # noqa: E402
 from qwen_agent.agents.grounding import grounded_answer, is_refusal  # noqa: E402
 from qwen_agent.llm import ChatModel, load_model  # noqa: E402
 from qwen_agent.retrieval import KnowledgeBase  # noqa: E402
@@ -68,46 +70,61 @@ def sets(folder: Path) -> dict[str, tuple[Path, list[tuple[str, list[str] | None
 
 
 async def run(args: argparse.Namespace) -> None:
-    model = load_model(args.model) if args.model else load_model()
+    replies: dict[str, str] = {}
+    if args.replies:  # re-score recorded replies: the check is deterministic, so this is exact and needs no model
+        for line in Path(args.replies).read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            replies[record["question"]] = record["answer"]
+    model = None if args.replies else (load_model(args.model) if args.model else load_model())
     with tempfile.TemporaryDirectory(prefix="bench-grounded-") as tmp:
-        await run_in(args, model, Path(tmp))
-    await model.aclose()
+        await run_in(args, model, replies, Path(tmp))
+    if model is not None:
+        await model.aclose()
 
 
-async def run_in(args: argparse.Namespace, model: ChatModel, folder: Path) -> None:
+async def run_in(args: argparse.Namespace, model: ChatModel | None, replies: dict[str, str], folder: Path) -> None:
     stores: dict[Path, KnowledgeBase] = {}
     table: dict[str, dict[str, collections.Counter[str]]] = {}
     changed: collections.Counter[str] = collections.Counter()
+    lost: collections.Counter[str] = collections.Counter()
     seconds: list[float] = []
+    saved: list[str] = []
     for name, (docs, questions) in sets(folder).items():
         if docs not in stores:
             stores[docs] = KnowledgeBase.build(docs, folder / f"store-{docs.name}")
-        agent = Assistant(model, knowledge=stores[docs], grounding="off")
+        agent = Assistant(model, knowledge=stores[docs], grounding="off") if model is not None else None
         table[name] = {"before": collections.Counter(), "after": collections.Counter()}
         for question, needles in questions[: args.limit]:
             t0 = time.perf_counter()
-            answer = (await agent.arun(question)).answer
+            answer = replies[question] if agent is None else (await agent.arun(question)).answer
             seconds.append(time.perf_counter() - t0)
-            checked = grounded_answer(answer, question, agent.passages(question))
+            saved.append(json.dumps({"set": name, "question": question, "answer": answer}, ensure_ascii=False))
+            kb = stores[docs]
+            hits = passages_for(kb, question, 1500, getattr(kb.embedder, "min_relevance", None) or 0.25)
+            checked = grounded_answer(answer, question, hits)
             before, after = outcome(answer, needles), outcome(checked, needles)
             table[name]["before"][before] += 1
             table[name]["after"][after] += 1
-            if checked != answer:
-                changed[name] += 1
+            changed[name] += checked != answer
+            lost[name] += checked != answer and before == "right"
             if args.verbose:
                 print(f"[{name}] {question}\n   {before:>7}: {answer[:160]!r}\n   {after:>7}: {checked[:160]!r}")
+    if args.save:
+        Path(args.save).write_text("".join(f"{line}\n" for line in saved), encoding="utf-8")
     for kb in stores.values():
         kb.close()
-    print(f"\nmodel: {model.model}; {len(seconds)} replies, median {sorted(seconds)[len(seconds) // 2]:.1f} s each")
+    if model is not None:
+        print(f"\nmodel: {model.model}; {len(seconds)} replies, median {sorted(seconds)[len(seconds) // 2]:.1f} s each")
     print(f"{'set':<14}{'n':>4}  {'before: right / refused / wrong':>32}  {'after: right / refused / wrong':>31}"
-          f"  {'replaced':>8}")
+          f"  {'replaced (of them right before)':>32}")
     for name, counts in table.items():
         n = sum(counts["before"].values())
         cells = ["{right:>5} / {refused:>7} / {wrong:>5}".format(**{k: c[k] for k in ("right", "refused", "wrong")})
                  for c in (counts["before"], counts["after"])]
-        print(f"{name:<14}{n:>4}  {cells[0]:>32}  {cells[1]:>31}  {changed[name]:>8}")
+        print(f"{name:<14}{n:>4}  {cells[0]:>32}  {cells[1]:>31}  {changed[name]:>22} ({lost[name]})")
     print("\nright rates matter for entity and corpus63, refused for unanswerable; 'replaced' counts the replies the "
-          "check turned into the documents' own sentence.")
+          "check turned into the documents' own sentence (a right answer replaced still counts right when the quoted "
+          "sentence holds the needle).")
 
 
 def main() -> None:
@@ -115,6 +132,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a model spec (default: the embedded default model)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many questions per set")
     parser.add_argument("--verbose", action="store_true", help="print each question, reply and checked reply")
+    parser.add_argument("--save", help="write each reply to this JSONL file")
+    parser.add_argument("--replies", help="re-score the replies of a --save file instead of asking a model")
     args: Any = parser.parse_args()
     asyncio.run(run(args))
 
