@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from qwen_agent.agents.adoption import adopt_refused
+from qwen_agent.agents.adoption import adopt_refused, refusal_lines, shown_refused
 from qwen_agent.agents.errors import AgentModelError
 from qwen_agent.agents.events import (
     AgentEvent,
@@ -197,11 +197,11 @@ class Agent:
             refusal = None
             if response.refused_calls and not corrected and step < self.max_steps:
                 corrected = True
-                invented = any(c.name not in offered for c in response.refused)
-                hints = self.toolbox.adoption_hints() if invented else []
-                refusal = Message.user(render_note("call_refused", errors=response.refused_calls, hints=hints))
+                errors = refusal_lines(response, offered, self.toolbox.adoption_hints())
+                refusal = Message.user(render_note("call_refused", errors=errors))
             if not calls:
                 if refusal is not None:
+                    transcript[-1] = shown_refused(response).message
                     transcript.append(refusal)
                     continue
                 if response.parse_errors and step < self.max_steps:
