@@ -4,8 +4,8 @@ that takes any name (``Tool.adopts_unknown_names``, the code interpreter).
 The model layer refuses every call to a name that was not offered (`qwen_agent.prompting.call_check`), and must:
 on a request no offered function serves, an invented name is the model asking for something else. The agent knows
 more, namely which of its tools mean only their arguments. A 0.5B model given only ``code_interpreter`` names
-its call after the question (``train_distance`` with ``{"code": "84 * 3.5"}``) in most math items; running that code
-is what the user wanted.
+its call after the question, sometimes with code as its argument (``train_distance`` with ``{"code": "84 * 3.5"}``);
+running that code is what the user wanted. (More often it invents the arguments too; `refusal_lines` is for those.)
 """
 
 from __future__ import annotations
