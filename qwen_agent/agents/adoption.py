@@ -16,6 +16,7 @@ import logging
 from qwen_agent.llm.types import ChatResponse
 from qwen_agent.messages import ToolCall, ToolSchema
 from qwen_agent.prompting.call_check import adopt_name
+from qwen_agent.prompting.turn_markers import strip_turn_markers
 
 __all__ = ["adopt_refused", "refusal_lines", "shown_refused"]
 
@@ -63,6 +64,8 @@ def shown_refused(response: ChatResponse) -> ChatResponse:
     could see (the 0.5B model replied "Answer: 14" to it in every math item)."""
     if not response.refused or response.tool_calls or response.message.text.strip():
         return response
-    shown = response.raw_text.strip() or "\n".join(
+    # The raw text is the model's, and hostile: a turn marker in it would open a new turn (a system one) when the
+    # transcript is rendered again, so it is cut there as answers are.
+    shown = strip_turn_markers(response.raw_text).strip() or "\n".join(
         json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in response.refused)
     return response.model_copy(update={"message": response.message.model_copy(update={"content": shown})})

@@ -62,7 +62,7 @@ _NOT_NAMES = frozenset((
     "i", "we", "you", "my", "our", "your", "in", "on", "at", "by", "for", "from", "of", "to", "and", "but",
     "or", "so", "yes", "no", "answer", "based", "according", "therefore", "however", "also", "as", "after",
     "before", "during", "there", "here", "what", "who", "whom", "whose", "when", "where", "which", "how", "why",
-    "mr", "mrs", "ms", "dr", "sir", "madam", "the", "source", "sources", "passage", "passages", "document",
+    "mr", "mrs", "ms", "dr", "sir", "madam", "source", "sources", "passage", "passages", "document",
     "documents", "celsius", "fahrenheit", "kelvin",
 ))
 _STOP = frozenset((
