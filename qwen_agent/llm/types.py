@@ -58,7 +58,7 @@ class FunctionCalling(BaseModel):
     #: the 0.5B). With ``parallel`` in prompted, unconstrained mode, on a backend that reports token probabilities,
     #: a reply that ends in a call is continued with another call while the model's own probability of opening
     #: one right after it is at least this (`qwen_agent.llm.more_calls`). None: never.
-    next_call_threshold: float | None = Field(default=0.4, ge=0.0, le=1.0)
+    next_call_threshold: float | None = Field(default=0.75, ge=0.0, le=1.0)
 
 
 class Usage(BaseModel):
