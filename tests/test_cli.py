@@ -239,3 +239,14 @@ def test_serve_answers_an_openai_request_and_stops_cleanly(server: ScriptedServe
     assert proc.returncode in (0, 130), out + err
     assert "serving assistant" in out and f"127.0.0.1:{port}" in out
     assert "Traceback" not in err + out, err
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0.6", True), ("off", True), ("1.5", False), ("often", False)])
+def test_next_call_threshold_takes_a_probability_or_off(value: str, ok: bool) -> None:
+    # --limit 0 is refused by argparse too: the error names whichever option was wrong, and nothing runs
+    proc = cli("eval", "bfcl", "--next-call-threshold", value, "--limit", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    if ok:
+        assert "--limit: expected at least 1, got 0" in proc.stderr, proc.stderr
+    else:
+        assert "--next-call-threshold" in proc.stderr and "probability" in proc.stderr, proc.stderr

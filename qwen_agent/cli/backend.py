@@ -10,7 +10,7 @@ from qwen_agent.llm.base import ChatModel
 from qwen_agent.llm.spec import ModelSpec, load_model
 from qwen_agent.llm.types import FunctionCalling, SamplingParams
 
-__all__ = ["add_model_options", "build_model", "model_spec"]
+__all__ = ["add_model_options", "add_next_call_option", "build_model", "model_spec"]
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +29,33 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                    help="function-calling prompt format")
     g.add_argument("--constrained", action="store_true",
                    help="constrain decoding to 'answer or valid call' (llama.cpp grammar; vLLM structured outputs)")
+    add_next_call_option(g)
     g.add_argument("--temperature", type=float, default=None)
     g.add_argument("--max-tokens", type=int, default=None)
     g.add_argument("--max-input-tokens", type=int, default=None,
                    help="prompt budget in tokens; older turns and long tool results are left out to fit "
                         "(default 32768, or less if the model's context is smaller)")
     g.add_argument("--n-ctx", type=int, default=8192, help="embedded model context size")
+
+
+def add_next_call_option(group: argparse._ArgumentGroup) -> None:
+    """``--next-call-threshold``: how sure the model must be before a reply's first call is followed by more."""
+    group.add_argument("--next-call-threshold", type=_threshold, default=FunctionCalling().next_call_threshold,
+                       metavar="P|off", help="continue a reply that ends in a call with another while the model "
+                                             "would open one with at least this probability (prompted mode, "
+                                             "embedded model; default %(default)s; 'off': one reply as written)")
+
+
+def _threshold(text: str) -> float | None:
+    if text.lower() in {"off", "none"}:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 or 'off', got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {value}")
+    return value
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
@@ -47,7 +68,8 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 
 def build_model(args: argparse.Namespace) -> ChatModel:
     params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
-    fc = FunctionCalling(mode=args.mode, format=args.fc_format, constrained=args.constrained)
+    fc = FunctionCalling(mode=args.mode, format=args.fc_format, constrained=args.constrained,
+                         next_call_threshold=args.next_call_threshold)
     spec = model_spec(args)
     options: dict[str, Any] = {}
     if spec.backend == "llamacpp":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from qwen_agent.cli.backend import add_next_call_option
 from qwen_agent.cli.observe import add_record_option, add_trace_options
 
 if TYPE_CHECKING:
@@ -71,13 +72,14 @@ def _common(p: argparse.ArgumentParser, limit_help: str) -> None:
     g.add_argument("--mode", choices=["prompted", "native"], default="prompted")
     g.add_argument("--format", dest="fc_format", choices=["nous", "qwen", "react"], default="nous")
     g.add_argument("--constrained", action="store_true", help="grammar-constrained decoding (answer or valid call)")
+    add_next_call_option(g)
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--max-tokens", type=int, default=None, help="tokens per reply (default: the suite's)")
     g.add_argument("--n-ctx", type=int, default=8192, help="context window of an embedded model")
     r = p.add_argument_group("run")
-    r.add_argument("--limit", type=int, default=None, help=limit_help)
-    r.add_argument("--workers", type=int, default=1, help="items in flight (for servers that batch, e.g. vLLM); "
+    r.add_argument("--limit", type=_positive, default=None, help=limit_help)
+    r.add_argument("--workers", type=_positive, default=1, help="items in flight (for servers that batch, e.g. vLLM); "
                                                           "with --ray: Ray actors, each with its own model")
     r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run items on Ray actors: a private local cluster on 127.0.0.1 (no ADDRESS), or a running "
@@ -91,10 +93,21 @@ def _common(p: argparse.ArgumentParser, limit_help: str) -> None:
     add_record_option(p)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> EvalSettings:
     from qwen_agent.eval import EvalSettings
 
     return EvalSettings(model=args.model, mode=args.mode, format=args.fc_format, constrained=args.constrained,
+                        next_call_threshold=args.next_call_threshold,
                         limit=args.limit, workers=args.workers, seed=args.seed, temperature=args.temperature,
                         max_tokens=args.max_tokens, n_ctx=args.n_ctx, label=args.label)
 

@@ -24,6 +24,8 @@ class EvalSettings(BaseModel):
     mode: Literal["prompted", "native"] = "prompted"
     format: Literal["nous", "qwen", "react"] = "nous"
     constrained: bool = False
+    #: `FunctionCalling.next_call_threshold`: further calls after a reply's first (None: one reply as written).
+    next_call_threshold: float | None = Field(default=FunctionCalling().next_call_threshold, ge=0.0, le=1.0)
     #: Run only the first N items (of each category where the suite has categories).
     limit: int | None = Field(default=None, ge=1)
     #: Items in flight at once: useful against servers that batch (vLLM); the embedded model runs one at a time.
@@ -41,7 +43,8 @@ class EvalSettings(BaseModel):
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"limit", "workers", "label"})
 
     def function_calling(self) -> FunctionCalling:
-        return FunctionCalling(mode=self.mode, format=self.format, constrained=self.constrained)
+        return FunctionCalling(mode=self.mode, format=self.format, constrained=self.constrained,
+                               next_call_threshold=self.next_call_threshold)
 
     def sampling(self, default_max_tokens: int | None) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, seed=self.seed,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from qwen_agent.llm.context import DEFAULT_MAX_INPUT_TOKENS, fit_conversation, prompt_bytes
+from qwen_agent.llm.errors import ModelRequestError
+from qwen_agent.llm.more_calls import continue_calls
 from qwen_agent.llm.planning import Plan, finish, plan_request
 from qwen_agent.llm.tracing import ChatTrace
 
@@ -44,6 +46,8 @@ class Capabilities:
     native_tools: bool = False
     grammar: bool = False
     prefill: bool = False
+    #: The backend can say how likely a given next token is (`ChatModel._token_probability`).
+    token_probability: bool = False
 
 
 class ChatModel(abc.ABC):
@@ -59,6 +63,8 @@ class ChatModel(abc.ABC):
     supports_grammar: bool = False
     #: Backends that continue a final assistant message (instead of starting a new turn) set this.
     supports_prefill: bool = False
+    #: Backends that report the probability of a next token after a prompt set this.
+    supports_token_probability: bool = False
     #: ``gen_ai.provider.name`` on this backend's ``chat`` spans.
     trace_provider: str = "qwen_agent"
 
@@ -121,6 +127,11 @@ class ChatModel(abc.ABC):
         """
         return None
 
+    async def _token_probability(self, messages: list[Message], token: str) -> float:
+        """How likely ``token`` is as the next token after these (already rendered) messages, the last of which
+        may be an assistant message to continue. Only backends with ``supports_token_probability`` have it."""
+        raise ModelRequestError(f"{type(self).__name__} cannot report token probabilities")
+
     async def _context_window(self) -> int | None:
         """The model's context length where the backend knows it (n_ctx, max_position_embeddings,
         a server's max_model_len), so the prompt budget leaves room for the reply. None when unknown."""
@@ -131,7 +142,7 @@ class ChatModel(abc.ABC):
         before and after the first one. Default: the class flags. A server backend overrides it with what the
         server says about itself."""
         return Capabilities(native_tools=self.supports_native_tools, grammar=self.supports_grammar,
-                            prefill=self.supports_prefill)
+                            prefill=self.supports_prefill, token_probability=self.supports_token_probability)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections / model memory. Safe to call twice."""
@@ -184,7 +195,10 @@ class ChatModel(abc.ABC):
                 yield ChatDelta(content=shown, reasoning=tail.reasoning)
             # Reasoning arrives in deltas like text; the response carries all of it, not just the last chunk's.
             last = last.model_copy(update={"reasoning": "".join(reasoning_parts)})
-            response = self._finish(plan, parser.finish(), "".join(text_parts), last)
+            text = "".join(text_parts)
+            more, last = await self._more_calls(plan, text, last)  # calls only: nothing more to show
+            parsed = parser.finish() if more == text else plan.fmt.parse(more, plan.parse_tools)
+            response = self._finish(plan, parsed, more, last)
         except BaseException as exc:
             trace.fail(exc)
             raise
@@ -206,7 +220,7 @@ class ChatModel(abc.ABC):
             plan = await self._fitted_plan(messages, tools, params, function_calling, tool_choice)
             trace.request(plan.params, plan.messages, plan.native_tools)
             raw = await self._complete_raw(plan.messages, plan.params, tools=plan.native_tools, grammar=plan.grammar)
-            text = plan.prefix + raw.text
+            text, raw = await self._more_calls(plan, plan.prefix + raw.text, raw)
             response = self._finish(plan, plan.fmt.parse(text, plan.parse_tools), text, raw)
         except BaseException as exc:
             trace.fail(exc)
@@ -285,6 +299,21 @@ class ChatModel(abc.ABC):
         """Decide the request (``planning``): the server's tool parser or our formats."""
         return plan_request(as_messages(messages), as_tool_schemas(tools), self.params.merged(params),
                             function_calling or self.function_calling, tool_choice, caps, type(self).__name__)
+
+    async def _more_calls(self, plan: Plan, text: str, last: RawChunk) -> tuple[str, RawChunk]:
+        """The reply with the further calls the model would write after its last one (`more_calls`), and its last
+        chunk with the tokens they took."""
+        if plan.next_call_threshold is None:
+            return text, last
+
+        async def complete(messages: list[Message], params: SamplingParams) -> RawChunk:
+            return await self._complete_raw(messages, params)
+
+        more = await continue_calls(plan, text, probability=self._token_probability, complete=complete)
+        if more.completion_tokens and last.usage is not None:
+            tokens = last.usage.completion_tokens + more.completion_tokens
+            last = last.model_copy(update={"usage": last.usage.model_copy(update={"completion_tokens": tokens})})
+        return more.text, last
 
     def _finish(self, plan: Plan, parsed: ParsedReply, raw_text: str, last: RawChunk) -> ChatResponse:
         return finish(plan, parsed, raw_text, last, self.model or None)

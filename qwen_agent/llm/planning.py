@@ -63,6 +63,9 @@ class Plan:
     prefix: str = ""
     #: What the context manager left out of the request, if anything.
     truncation: TruncationReport | None = None
+    #: Continue a reply that ends in a call with more calls while the model would open one with at least this
+    #: probability (`qwen_agent.llm.more_calls`); None: the reply is read as it is.
+    next_call_threshold: float | None = None
     parser: StreamParser = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,8 +136,9 @@ def plan_prompted(r: Request, backend: str) -> Plan:
                 "use FunctionCalling(constrained=False) or the embedded LlamaCpp backend."
             )
         grammar = fmt.grammar(schemas, parallel=r.fc.parallel)
+    more = schemas and not r.answer_only and grammar is None and r.fc.parallel and r.caps.token_probability
     return Plan(messages=rendered, params=p, grammar=grammar, fmt=fmt, parse_tools=r.parse_tools,
-                 prefix=prefix)
+                 prefix=prefix, next_call_threshold=r.fc.next_call_threshold if more else None)
 
 
 def finish(plan: Plan, parsed: ParsedReply, raw_text: str, last: RawChunk, model: str | None) -> ChatResponse:

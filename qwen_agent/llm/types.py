@@ -54,6 +54,11 @@ class FunctionCalling(BaseModel):
     #: Constrain decoding to "a final answer or a valid call" (llama.cpp grammar; server support varies).
     constrained: bool = False
     parallel: bool = True
+    #: Small models write one call per reply even when asked for several (BFCL's parallel category: 0 of 50 for
+    #: the 0.5B). With ``parallel`` in prompted, unconstrained mode, on a backend that reports token probabilities,
+    #: a reply that ends in a call is continued with another call while the model's own probability of opening
+    #: one right after it is at least this (`qwen_agent.llm.more_calls`). None: never.
+    next_call_threshold: float | None = Field(default=0.75, ge=0.0, le=1.0)
 
 
 class Usage(BaseModel):

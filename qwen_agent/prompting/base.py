@@ -7,13 +7,14 @@ lives in its own module with its jinja2 template under ``templates/``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
 from qwen_agent.messages import Message, ToolCall, ToolSchema
 
-__all__ = ["FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser"]
+__all__ = ["CallOpener", "FunctionFormat", "ParsedReply", "StreamDelta", "StreamParser"]
 
 
 class ParsedReply(BaseModel):
@@ -48,6 +49,23 @@ class StreamParser(ABC):
     def finish(self) -> ParsedReply: ...
 
 
+@dataclass(frozen=True)
+class CallOpener:
+    """How one more call would start right after the calls a reply ends with, written the way the model wrote them.
+
+    Small models write one call per reply even when a request asks for several: after its first call the model
+    ends the turn, yet when made to go on it writes the next one (`qwen_agent.llm.more_calls`). ``probe`` is the
+    token whose probability right after ``text + "\\n"`` says whether the model itself would open another call;
+    ``opener`` starts one, generation stops at ``stop``, and ``closer`` completes the block (stop strings are not
+    part of the generated text).
+    """
+
+    probe: str
+    opener: str
+    stop: str
+    closer: str
+
+
 class FunctionFormat(ABC):
     """A way of describing tools to a model in its prompt and reading calls from its text."""
 
@@ -74,3 +92,8 @@ class FunctionFormat(ABC):
     @abstractmethod
     def grammar(self, tools: list[ToolSchema], *, parallel: bool = True) -> str:
         """A GBNF grammar that admits either a final text answer or syntactically valid calls of these tools."""
+
+    def call_opener(self, text: str) -> CallOpener | None:
+        """How another call would follow ``text`` (a reply ending in a call), or None when this format or the way
+        the reply is written has no such continuation. Default: none."""
+        return None

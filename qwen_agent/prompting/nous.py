@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from qwen_agent.messages import Message, ToolSchema
-from qwen_agent.prompting.base import FunctionFormat
+from qwen_agent.prompting.base import CallOpener, FunctionFormat
 from qwen_agent.prompting.call_shapes import Tools
 from qwen_agent.prompting.grammar import nous_grammar
 from qwen_agent.prompting.jinja import macros
@@ -57,6 +57,21 @@ class NousFormat(ReplyReader, FunctionFormat):
 
     def grammar(self, tools: list[ToolSchema], *, parallel: bool = True) -> str:
         return nous_grammar(tools, parallel=parallel)
+
+    def call_opener(self, text: str) -> CallOpener | None:
+        """Another ``<tool_call>`` block after tags, another fenced JSON block after a fence (what the 0.5B writes
+        most). A bare JSON call has no separator the model would use for a second one: None."""
+        end = text.rstrip()
+        if end.endswith("</tool_call>"):
+            return _TAGGED
+        if end.endswith("```") and "```json" in end:
+            return _FENCED
+        return None
+
+
+_TAGGED = CallOpener(probe="<tool_call>", opener="\n<tool_call>\n", stop="</tool_call>", closer="\n</tool_call>")
+#: A blank line between fenced blocks: what the model writes when it does write two of them.
+_FENCED = CallOpener(probe="```", opener="\n\n```json\n", stop="```", closer="\n```")
 
 
 def tool_dicts_openai(tools: list[ToolSchema]) -> list[dict[str, object]]:

@@ -24,6 +24,7 @@ from qwen_agent.llm.backends.llamacpp_runtime import (
     default_thread_counts,
     import_llama_cpp,
     load_llama,
+    next_token_probability,
     perf_counters,
 )
 from qwen_agent.llm.backends.llamacpp_sampling import FULL_GRAMMAR_FLAG
@@ -70,6 +71,7 @@ class LlamaCpp(LocalModel[Any]):
     """A GGUF model run in-process. ``model_path``: a file path, a catalogue name, or None for the default model."""
 
     supports_grammar = True
+    supports_token_probability = True
     trace_provider = "llama_cpp"
     engine = "llama.cpp"
 
@@ -140,6 +142,13 @@ class LlamaCpp(LocalModel[Any]):
 
     async def _context_window(self) -> int | None:
         return self.n_ctx
+
+    async def _token_probability(self, messages: list[Message], token: str) -> float:
+        def job() -> float:
+            handle = self._ensure_loaded()
+            return next_token_probability(handle, chat_prompt(handle, [template_message(m) for m in messages]), token)
+
+        return await self._worker.run(job)
 
     def perf(self) -> LlamaPerf:
         """llama.cpp's evaluation counters (the model must be loaded)."""

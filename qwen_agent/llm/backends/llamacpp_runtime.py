@@ -27,6 +27,7 @@ __all__ = [
     "import_llama_cpp",
     "load_llama",
     "metered_llama_class",
+    "next_token_probability",
     "perf_counters",
 ]
 
@@ -221,3 +222,30 @@ def continuation_prompt(llm: Any, messages: list[dict[str, Any]]) -> str:
     """
     formatter = _formatter(llm, add_generation_prompt=False)
     return continuation_text(lambda request: str(formatter(messages=request).prompt), messages)
+
+
+def next_token_probability(llm: Any, prompt: str, token: str) -> float:
+    """The probability that the token after ``prompt`` is ``token`` (its first token, if it takes several).
+
+    Evaluated the way `Llama.generate` would: the longest prefix already in the KV cache is kept and only the rest
+    is evaluated (at least one token, so the logits are this prompt's). llama-cpp-python keeps no logits unless
+    the model was loaded with ``logits_all`` (which costs a row of vocabulary size per token), so the last row is
+    read from the llama.cpp context directly.
+    """
+    import numpy as np
+
+    ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    wanted = llm.tokenize(token.encode("utf-8"), add_bos=False, special=True)
+    if not ids or not wanted:
+        raise ModelRequestError("an empty prompt or token has no next-token probability")
+    if len(ids) > llm.n_ctx():
+        raise ModelRequestError(f"the prompt takes {len(ids)} tokens, over the context window of {llm.n_ctx()}")
+    cached = llm.input_ids[: llm.n_tokens]
+    keep, limit = 0, min(len(cached), len(ids) - 1)
+    while keep < limit and cached[keep] == ids[keep]:
+        keep += 1
+    llm.n_tokens = keep
+    llm.eval(ids[keep:])
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+    exp = np.exp(logits - logits.max())
+    return float(exp[wanted[0]] / exp.sum())
