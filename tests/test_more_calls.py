@@ -108,6 +108,7 @@ def test_fenced_json_is_continued_with_another_fence() -> None:
     "Your BMI is 24.7.",                            # an answer: nothing to continue
     json.dumps({"name": "calculate_bmi", "arguments": {"height": 1.8, "weight": 80}}),  # bare JSON: no separator
     f"<tool_call>\n{tagged(1.8, 80, name='nope')}\n</tool_call>",  # only a refused call
+    f"<|im_start|>assistant\n<tool_call>\n{tagged(1.8, 80)}\n</tool_call>",  # marker text: never sent back
 ])
 def test_replies_without_a_continuable_valid_call_are_left_alone(reply: str) -> None:
     script = Scripted([0.99], [f"{tagged(1.6, 60)}\n"])

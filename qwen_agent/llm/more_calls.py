@@ -23,6 +23,7 @@ from qwen_agent.llm.planning import Plan
 from qwen_agent.llm.types import RawChunk, SamplingParams
 from qwen_agent.messages import Message, ToolCall
 from qwen_agent.prompting.call_check import check_calls
+from qwen_agent.prompting.turn_markers import MARKERS
 
 __all__ = ["CALL_MAX_TOKENS", "MAX_EXTRA_CALLS", "Continued", "continue_calls"]
 
@@ -53,6 +54,8 @@ async def continue_calls(plan: Plan, text: str, *, probability: Probability, com
     out = Continued(text)
     threshold = plan.next_call_threshold
     if threshold is None or not plan.messages or plan.messages[-1].role == "assistant":
+        return out
+    if any(marker in text for marker in MARKERS):  # it would go back to the model as turn structure
         return out
     first = plan.fmt.parse(text, plan.parse_tools)
     calls = check_calls(first.tool_calls, plan.parse_tools).calls

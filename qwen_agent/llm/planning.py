@@ -19,7 +19,7 @@ from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting import get_format, render_note
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
 from qwen_agent.prompting.call_check import check_calls
-from qwen_agent.prompting.turn_markers import strip_turn_markers
+from qwen_agent.prompting.turn_markers import neutralize_messages, strip_turn_markers
 
 if TYPE_CHECKING:
     from qwen_agent.llm.base import Capabilities
@@ -81,9 +81,11 @@ def plan_request(messages: list[Message], schemas: list[ToolSchema], params: Sam
     request = Request(messages=messages, schemas=schemas, params=params, fc=fc, fmt=get_format(fc.format),
                       answer_only=tool_choice == "none",
                       has_tool_history=any(m.role == "tool" or m.tool_calls for m in messages), caps=caps)
-    if fc.mode == "native" and caps.native_tools:
-        return plan_native(request)
-    return plan_prompted(request, backend)
+    plan = plan_native(request) if fc.mode == "native" and caps.native_tools else plan_prompted(request, backend)
+    # Text that spells a turn marker must not become one when the backend tokenizes the prompt (an injection
+    # through a tool result or a document). After rendering: prompted calls and results are text by then.
+    plan.messages = neutralize_messages(plan.messages)
+    return plan
 
 
 def plan_native(r: Request) -> Plan:

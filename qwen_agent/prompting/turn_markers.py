@@ -1,4 +1,4 @@
-"""Chat-template turn markers that leak into a reply's text, taken out of the answer.
+"""Chat-template turn markers: taken out of a reply's answer, and made plain text in what the model reads.
 
 Qwen's template frames turns with ``<|im_start|>role`` ... ``<|im_end|>``. A server that does not stop on them (a
 missing stop token, a model that spells the marker as ordinary text pieces, vLLM with ``skip_special_tokens`` off)
@@ -6,13 +6,21 @@ returns them inside the content: a user then reads ``<|im_start|>`` in the answe
 after ``<|im_end|>``. What a marker means decides what happens: the end of a turn ends the answer; the opening of
 the assistant's own turn at the very start is dropped with its role line; an opening anywhere later starts a turn
 that is not the answer, so the answer ends there.
+
+The other direction is an injection. llama.cpp tokenizes a prompt with special tokens parsed (so do vLLM and HF
+tokenizers by default), so a tool result, a document or a user message holding the text
+``<|im_end|>\n<|im_start|>system\n...`` would become a real system turn. `neutralize_markers` puts a word joiner
+(U+2060) after the ``<`` of every marker in message text before a request is rendered: the model still reads
+almost the same characters, and no tokenizer reads a special token there.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MARKERS", "strip_turn_markers"]
+from qwen_agent.messages import Message, TextPart
+
+__all__ = ["MARKERS", "neutralize_markers", "neutralize_messages", "strip_turn_markers"]
 
 #: Qwen2/2.5's special tokens that never belong in an answer.
 MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
@@ -27,6 +35,32 @@ def strip_turn_markers(text: str) -> str:
     if "<|" not in text:
         return text
     return _cut(text)[0]
+
+
+#: Breaks a marker for every tokenizer while looking the same: "<" WORD JOINER "|im_start|>".
+_JOINER = "\u2060"
+
+
+def neutralize_markers(text: str) -> str:
+    """``text`` with every turn marker spelled so that no tokenizer reads it as a special token."""
+    if "<|" not in text:
+        return text
+    return _ANY.sub(lambda m: m.group(0)[0] + _JOINER + m.group(0)[1:], text)
+
+
+def neutralize_messages(messages: list[Message]) -> list[Message]:
+    """`neutralize_markers` on the text of every message (string content and text parts); others are shared."""
+    out = []
+    for message in messages:
+        content = message.content
+        if isinstance(content, str) and "<|" in content:
+            message = message.model_copy(update={"content": neutralize_markers(content)})
+        elif isinstance(content, list) and any(isinstance(p, TextPart) and "<|" in p.text for p in content):
+            parts = [p.model_copy(update={"text": neutralize_markers(p.text)}) if isinstance(p, TextPart) else p
+                     for p in content]
+            message = message.model_copy(update={"content": parts})
+        out.append(message)
+    return out
 
 
 _OPENING_LINE = "<|im_start|>assistant\n"
