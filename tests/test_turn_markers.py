@@ -11,7 +11,7 @@ import pytest
 from qwen_agent.agents import Agent, TextDelta
 from qwen_agent.llm.backends.openai_compat import OpenAICompatible
 from qwen_agent.llm.base import FunctionCalling
-from qwen_agent.messages import Message, TextPart
+from qwen_agent.messages import Message, TextPart, ToolCall, ToolSchema
 from qwen_agent.prompting.turn_markers import (
     MARKERS,
     MarkerFilter,
@@ -125,3 +125,24 @@ def test_the_embedded_tokenizer_reads_a_spelled_marker_as_text(embedded_model) -
     as_markers = embedded_model.count_tokens(HOSTILE)
     assert embedded_model.count_tokens(neutralize_markers(HOSTILE)) >= as_markers + 4  # four markers, longer each
     assert hostile - plain >= embedded_model.count_tokens(neutralize_markers(HOSTILE)) - 2
+
+
+async def test_tool_descriptions_and_call_arguments_reach_a_server_without_markers(server: ScriptedServer) -> None:
+    """Native mode: the server renders the tool schemas and the calls itself, so they are spelled before sending
+    (a description from an MCP server or an OpenAPI spec is someone else's text; call arguments are the model's)."""
+    hostile_tool = ToolSchema(name="lookup", description="Look a word up." + HOSTILE, parameters={
+        "type": "object", "properties": {"word": {"type": "string", "description": HOSTILE, "enum": ["a", HOSTILE]}},
+    })
+    call = ToolCall.make("lookup", {"word": HOSTILE, "nested": [{"deep": HOSTILE}]})
+    history = [Message.user("look it up"), Message.assistant(None, [call]), Message.tool("done", call.id)]
+    server.script(ScriptedReply.text("Done."))
+    model = OpenAICompatible(server.base_url, model="qwen-test", max_retries=0,
+                             function_calling=FunctionCalling(mode="native"))
+    reply = await model.achat(history, [hostile_tool])
+    await model.aclose()
+    assert reply.text == "Done."
+    body = server.chat_requests[0].body
+    sent = json.dumps({"tools": body["tools"], "messages": body["messages"]}, ensure_ascii=False)
+    assert "PWNED" in sent and not any(marker in sent for marker in MARKERS)
+    assert body["tools"][0]["function"]["name"] == "lookup"
+    assert call.arguments["word"] == HOSTILE  # the caller's history is not changed, only what is sent

@@ -19,7 +19,7 @@ from qwen_agent.messages import Message, ToolSchema
 from qwen_agent.prompting import get_format, render_note
 from qwen_agent.prompting.base import FunctionFormat, ParsedReply, StreamParser
 from qwen_agent.prompting.call_check import check_calls
-from qwen_agent.prompting.turn_markers import neutralize_messages, strip_turn_markers
+from qwen_agent.prompting.turn_markers import neutralize_messages, neutralize_schemas, strip_turn_markers
 
 if TYPE_CHECKING:
     from qwen_agent.llm.base import Capabilities
@@ -85,6 +85,8 @@ def plan_request(messages: list[Message], schemas: list[ToolSchema], params: Sam
     # Text that spells a turn marker must not become one when the backend tokenizes the prompt (an injection
     # through a tool result or a document). After rendering: prompted calls and results are text by then.
     plan.messages = neutralize_messages(plan.messages)
+    if plan.native_tools:  # rendered by the server into its system prompt
+        plan.native_tools = neutralize_schemas(plan.native_tools)
     return plan
 
 

@@ -17,10 +17,11 @@ almost the same characters, and no tokenizer reads a special token there.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from qwen_agent.messages import Message, TextPart
+from qwen_agent.messages import FunctionCall, Message, TextPart, ToolCall, ToolSchema
 
-__all__ = ["MARKERS", "neutralize_markers", "neutralize_messages", "strip_turn_markers"]
+__all__ = ["MARKERS", "neutralize_markers", "neutralize_messages", "neutralize_schemas", "strip_turn_markers"]
 
 #: Qwen2/2.5's special tokens that never belong in an answer.
 MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
@@ -49,7 +50,9 @@ def neutralize_markers(text: str) -> str:
 
 
 def neutralize_messages(messages: list[Message]) -> list[Message]:
-    """`neutralize_markers` on the text of every message (string content and text parts); others are shared."""
+    """`neutralize_markers` on the text of every message (string content and text parts) and on the string values
+    of its tool calls' arguments (a server renders those into the prompt); messages without marker text are
+    shared, not copied."""
     out = []
     for message in messages:
         content = message.content
@@ -59,8 +62,35 @@ def neutralize_messages(messages: list[Message]) -> list[Message]:
             parts = [p.model_copy(update={"text": neutralize_markers(p.text)}) if isinstance(p, TextPart) else p
                      for p in content]
             message = message.model_copy(update={"content": parts})
+        if message.tool_calls and any("<|" in c.function.arguments_json() for c in message.tool_calls):
+            message = message.model_copy(update={"tool_calls": [_neutral_call(c) for c in message.tool_calls]})
         out.append(message)
     return out
+
+
+def neutralize_schemas(schemas: list[ToolSchema]) -> list[ToolSchema]:
+    """`neutralize_markers` on every string of a tool's name, description and parameter schema (an MCP server's or
+    an OpenAPI spec's text, which a server renders into the system prompt). Keys are left alone."""
+    return [s if "<|" not in s.model_dump_json() else
+            s.model_copy(update={"name": neutralize_markers(s.name), "description": neutralize_markers(s.description),
+                                 "parameters": _neutral(s.parameters)}) for s in schemas]
+
+
+def _neutral_call(call: ToolCall) -> ToolCall:
+    raw = call.function.raw_arguments
+    function = FunctionCall(name=neutralize_markers(call.name), arguments=_neutral(call.arguments),
+                            raw_arguments=None if raw is None else neutralize_markers(raw))
+    return call.model_copy(update={"function": function})
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, str):
+        return neutralize_markers(value)
+    if isinstance(value, dict):
+        return {k: _neutral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_neutral(v) for v in value]
+    return value
 
 
 _OPENING_LINE = "<|im_start|>assistant\n"
